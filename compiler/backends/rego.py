@@ -1,0 +1,77 @@
+"""OPA / conftest backend: one Rego v1 package per rule plus `package main` with deny and warn."""
+
+from __future__ import annotations
+
+import regopy
+
+from .. import ir
+from ..errors import ArtifactError
+from ..lang.rego import RegoLowering, package_name
+from ..render import Safe, render
+from . import Backend
+
+
+def exemption_data(exemption: ir.Exemption) -> dict[str, object]:
+    """How the Rego helpers see an exemption (see templates/rego/_logic.rego.j2)."""
+    return {
+        "id": exemption.id,
+        "namespaces": list(exemption.namespaces),
+        "names": list(exemption.names),
+        "labels": dict(exemption.labels),
+        "containers": list(exemption.containers),
+        "allow": {name: list(values) for name, values in exemption.allow},
+    }
+
+
+def pod_spec_paths(rule: ir.ResolvedRule) -> dict[str, dict[str, object]]:
+    return {t.kind: {"group": t.group, "path": list(t.pod_spec_path)} for t in rule.targets}
+
+
+def _payload(message: str, container: str) -> str:
+    return f'{{"msg": {message}, "rule": rule_id, "level": level, "container": {container}, "fix": fix}}'
+
+
+class RegoBackend(Backend):
+    name = "rego"
+    title = "OPA / conftest (Rego v1)"
+
+    def compile(self, program: ir.Program) -> dict[str, str]:
+        files = {f"rego/{rule.id}.rego": self._rule_module(rule) for rule in program.rules}
+        files["rego/main.rego"] = render(
+            "rego/main.rego.j2",
+            sources=", ".join(sorted({str(ps.loc.file) for ps in program.policy_sets})),
+            required=[Safe(package_name(r.id)) for r in program.rules if r.level is ir.Level.REQUIRED],
+            recommended=[Safe(package_name(r.id)) for r in program.rules if r.level is ir.Level.RECOMMENDED],
+        )
+        parse_back(files)
+        return files
+
+    def _rule_module(self, rule: ir.ResolvedRule) -> str:
+        return render(
+            "rego/rule.rego.j2",
+            source=str(rule.rule.loc),
+            rule_id=rule.id,
+            level=rule.level.value,
+            title=rule.rule.title,
+            package=Safe(package_name(rule.id)),
+            fix=rule.rule.fix,
+            params={name: list(values) for name, values in rule.rule.params},
+            waivers=[exemption_data(e) for e in rule.waivers],
+            widenings=[exemption_data(e) for e in rule.widenings],
+            pod_spec_paths=pod_spec_paths(rule),
+            checks=Safe(RegoLowering(rule, "rego").lower(_payload)),
+        )
+
+
+def parse_back(files: dict[str, str]) -> None:
+    """Compile every module with rego-cpp and evaluate `data` once, so a broken artifact is never written."""
+    interpreter = regopy.Interpreter()
+    try:
+        for path, text in sorted(files.items()):
+            interpreter.add_module(path, text)
+        interpreter.set_input({"kind": "Pod", "apiVersion": "v1", "metadata": {"name": "parse-back"}, "spec": {"containers": [{"name": "c"}]}})
+        output = interpreter.query("data.main")
+    except regopy.RegoError as error:
+        raise ArtifactError(f"generated Rego does not compile with rego-cpp: {error}") from None
+    if not output.ok():
+        raise ArtifactError(f"generated Rego does not compile with rego-cpp: {output}")

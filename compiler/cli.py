@@ -1,0 +1,111 @@
+"""The `kupe-policy` command line.
+
+Exit codes: 0 ok, 1 violations or drift, 2 usage or input errors. Errors print one line with
+file:line, never a traceback. Commands that need an evaluation engine (the conformance suite)
+are plugged in through the `kupe_policy.commands` entry point group, so the compiler never
+imports the harness.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+import click
+
+from . import pipeline
+from .errors import KupeError
+from .output import stale, write_atomically
+
+
+class KupeGroup(click.Group):
+    """Turns KupeError into a one-line message and its exit code; loads plugin commands lazily."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *(ep.name for ep in entry_points(group="kupe_policy.commands"))})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        command = super().get_command(ctx, name)
+        if command is None:
+            for ep in entry_points(group="kupe_policy.commands"):
+                if ep.name == name:
+                    return ep.load()
+        return command
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KupeError as error:
+            click.echo(f"error: {error}", err=True)
+            ctx.exit(error.exit_code)
+
+
+def parse_date(ctx: click.Context, param: click.Parameter, value: str | None) -> dt.date:
+    if value is None:
+        return dt.date.today()
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"expected a date like 2026-11-22, got {value!r}") from None
+
+
+as_of_option = click.option("--as-of", callback=parse_date, metavar="DATE",
+                            help="Resolve exemptions as of this date (default: today).")
+policies_option = click.option("--policies", "policies_dir", default="policies", show_default=True,
+                               type=click.Path(path_type=Path), help="Policy source directory.")
+
+
+def warn(messages: list[str]) -> None:
+    for message in messages:
+        click.echo(f"warning: {message}", err=True)
+
+
+@click.group(cls=KupeGroup, context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Compile the policy DSL in policies/ into every engine's artifacts, and prove they agree."""
+
+
+@main.command("compile")
+@click.option("--backend", "backends", multiple=True, help="Only this backend (repeatable; default: all).")
+@click.option("--out", "out_dir", default="out", show_default=True, type=click.Path(path_type=Path))
+@as_of_option
+@policies_option
+@click.option("--check", is_flag=True, help="Write nothing; exit 1 naming the files under out/ that are stale.")
+def compile_command(backends: tuple[str, ...], out_dir: Path, as_of: dt.date, policies_dir: Path, check: bool) -> None:
+    """Compile policies/ into out/ (atomically, byte-for-byte deterministic)."""
+    chosen = pipeline.select_backends(backends)
+    program, warnings = pipeline.build_program(policies_dir, Path.cwd(), as_of)
+    warn(warnings)
+    files = pipeline.compile_program(program, chosen)
+    roots = pipeline.output_roots(chosen)
+    if check:
+        problems = stale(out_dir, files, roots)
+        if problems:
+            click.echo(f"{out_dir} is stale; run `kupe-policy compile`:", err=True)
+            for problem in problems:
+                click.echo(f"  {out_dir / problem}", err=True)
+            sys.exit(1)
+        click.echo(f"{out_dir} is up to date ({len(files)} files, backends: {', '.join(chosen)})")
+        return
+    write_atomically(out_dir, files, roots)
+    click.echo(f"wrote {len(files)} files to {out_dir} ({len(program.rules)} rules, "
+               f"{len(program.exemptions)} exemptions in force; backends: {', '.join(chosen)})")
+
+
+@main.command("rules")
+@as_of_option
+@policies_option
+def rules_command(as_of: dt.date, policies_dir: Path) -> None:
+    """List rules with their level, backends and exemptions in force."""
+    program, warnings = pipeline.build_program(policies_dir, Path.cwd(), as_of)
+    warn(warnings)
+    backends = ",".join(pipeline.select_backends(()))
+    rows = [("RULE", "LEVEL", "BACKENDS", "EXEMPTIONS")] + [
+        (r.id, r.level.value, backends, ",".join(e.id for e in r.exemptions) or "-") for r in program.rules
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    for row in rows:
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[3])

@@ -1,0 +1,296 @@
+"""The engine-neutral intermediate representation.
+
+Every node is a small frozen dataclass; nodes that come from a policy file remember where
+(`loc`), so that any backend can refuse a construct by pointing at the line that wrote it.
+The IR knows no engine: backends lower it, passes rewrite it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from enum import Enum
+
+
+@dataclass(frozen=True, order=True)
+class Loc:
+    """A position in a policy source file (path relative to the project root)."""
+
+    file: str
+    line: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}"
+
+
+class Level(str, Enum):
+    """Enforcement level: required rules block, recommended rules audit."""
+
+    REQUIRED = "required"
+    RECOMMENDED = "recommended"
+
+
+class AuditAction(str, Enum):
+    """How an engine with a choice reports a recommended rule (Gatekeeper's audit action)."""
+
+    DRYRUN = "dryrun"
+    WARN = "warn"
+
+
+class Scope(str, Enum):
+    """What a field path is relative to."""
+
+    CONTAINER = "container"
+    POD = "pod"  # the pod spec
+    VOLUME = "volume"
+
+
+FieldPath = tuple[str, ...]
+Scalar = bool | int | str
+
+# Where the containers of a pod spec live.
+CONTAINER_LISTS: tuple[str, ...] = ("containers", "initContainers", "ephemeralContainers")
+
+
+# --- value references ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FieldRef:
+    """A field of the current subject. A null or missing field is unset."""
+
+    scope: Scope
+    path: FieldPath
+
+    def dotted(self) -> str:
+        return ".".join(self.path)
+
+
+@dataclass(frozen=True)
+class EffectiveRef:
+    """A container field that falls back to the pod-level field when the container leaves it unset."""
+
+    container_path: FieldPath
+    pod_path: FieldPath
+
+    def dotted(self) -> str:
+        return ".".join(self.container_path)
+
+
+Ref = FieldRef | EffectiveRef
+
+
+@dataclass(frozen=True)
+class Param:
+    """A named list parameter of the rule; exemptions may widen it for the workloads they cover."""
+
+    name: str
+
+
+Values = tuple[str, ...] | Param
+
+
+# --- predicates: what must hold for a subject to comply -----------------------------
+# A value of the wrong type never complies (`runAsNonRoot: "true"` is not `true`).
+
+
+@dataclass(frozen=True)
+class Equals:
+    """The field is set, has the type of `value`, and equals it."""
+
+    ref: Ref
+    value: Scalar
+
+
+@dataclass(frozen=True)
+class NotEquals:
+    """The field is unset, or has the type of `value` and differs from it."""
+
+    ref: Ref
+    value: Scalar
+
+
+@dataclass(frozen=True)
+class OneOf:
+    """The field is set to a string among `values`."""
+
+    ref: Ref
+    values: Values
+
+
+@dataclass(frozen=True)
+class NoneOf:
+    """The field is unset, or a string outside `values`."""
+
+    ref: Ref
+    values: Values
+
+
+@dataclass(frozen=True)
+class ListContains:
+    """The field is a list that contains `value`."""
+
+    ref: Ref
+    value: str
+
+
+@dataclass(frozen=True)
+class ListSubsetOf:
+    """The field is unset, or a list all of whose items are among `allowed`."""
+
+    ref: Ref
+    allowed: Values
+
+
+@dataclass(frozen=True)
+class Present:
+    """The field is set (not null), whatever its value."""
+
+    ref: Ref
+
+
+Predicate = Equals | NotEquals | OneOf | NoneOf | ListContains | ListSubsetOf | Present
+
+
+# --- subjects: what a check iterates over ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class EachContainer:
+    """Every container in the listed container lists of the pod spec."""
+
+    lists: tuple[str, ...] = CONTAINER_LISTS
+
+
+@dataclass(frozen=True)
+class PodSpec:
+    """The pod spec itself."""
+
+
+@dataclass(frozen=True)
+class EachVolume:
+    """Every entry of the pod spec's volumes."""
+
+
+Subject = EachContainer | PodSpec | EachVolume
+
+
+@dataclass(frozen=True)
+class Check:
+    """One condition of a rule: every subject must satisfy the predicate."""
+
+    subject: Subject
+    predicate: Predicate
+    loc: Loc
+
+
+# --- workload kinds -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PodTarget:
+    """A kind that carries a pod spec, and where the spec is."""
+
+    kind: str
+    group: str  # "" for the core group
+    version: str
+    resource: str
+    pod_spec_path: FieldPath
+
+
+# --- rules and exemptions ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    level: Level
+    title: str
+    rationale: str
+    fix: str
+    checks: tuple[Check, ...]
+    params: tuple[tuple[str, tuple[str, ...]], ...]
+    kinds: tuple[str, ...]
+    policy_set: str
+    loc: Loc
+
+    def param(self, name: str) -> tuple[str, ...]:
+        return dict(self.params)[name]
+
+
+@dataclass(frozen=True)
+class PolicySet:
+    id: str
+    title: str
+    audit_action: AuditAction
+    rules: tuple[Rule, ...]
+    loc: Loc
+
+
+@dataclass(frozen=True)
+class Exemption:
+    """A waiver of rules (or a widening of their list parameters) for the workloads it selects.
+
+    Selection is the conjunction of the non-empty criteria: the object's namespace is one of
+    `namespaces`, its name one of `names`, its own labels include `labels`; `containers`
+    narrows a container rule to the named containers.
+    """
+
+    id: str
+    rules: tuple[str, ...]
+    namespaces: tuple[str, ...]
+    names: tuple[str, ...]
+    labels: tuple[tuple[str, str], ...]
+    containers: tuple[str, ...]
+    allow: tuple[tuple[str, tuple[str, ...]], ...]
+    reason: str
+    owner: str
+    ticket: str
+    expires: dt.date
+    loc: Loc
+
+    @property
+    def is_widening(self) -> bool:
+        return bool(self.allow)
+
+    @property
+    def namespace_wide(self) -> bool:
+        """Selects whole namespaces and nothing narrower: engines have a native exclusion for it."""
+        return bool(self.namespaces) and not (self.names or self.labels or self.containers or self.allow)
+
+
+# --- what backends receive --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ResolvedRule:
+    """A rule with its pod targets and the exemptions in force at the compile date."""
+
+    rule: Rule
+    level: Level
+    audit_action: AuditAction
+    targets: tuple[PodTarget, ...]
+    exemptions: tuple[Exemption, ...] = field(default=())
+
+    @property
+    def id(self) -> str:
+        return self.rule.id
+
+    @property
+    def waivers(self) -> tuple[Exemption, ...]:
+        return tuple(e for e in self.exemptions if not e.is_widening)
+
+    @property
+    def widenings(self) -> tuple[Exemption, ...]:
+        return tuple(e for e in self.exemptions if e.is_widening)
+
+
+@dataclass(frozen=True)
+class Program:
+    """Everything one compilation emits, resolved as of one date."""
+
+    as_of: dt.date
+    policy_sets: tuple[PolicySet, ...]
+    rules: tuple[ResolvedRule, ...]
+    exemptions: tuple[Exemption, ...]  # in force
+    expired: tuple[Exemption, ...]

@@ -1,0 +1,1 @@
+"""Target languages shared by more than one backend."""

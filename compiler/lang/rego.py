@@ -1,0 +1,143 @@
+"""Lowering of a rule's checks to Rego, shared by the backends that emit Rego (OPA, Gatekeeper).
+
+The emitted Rego uses only keywords that parse alike in Rego v1 and in Rego v0 with
+`future.keywords` imports (`if`, `contains`, `in`, `every`), so one lowering serves both.
+The envelope (templates/) must define `resource`, `namespace`, `params`, `waivers`,
+`widenings` and include `rego/_logic.rego.j2`; this module writes the per-check code.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .. import describe, ir
+from ..errors import UnsupportedError
+
+# Builds the element of the `violation` set from Rego expressions for the message and the container.
+Payload = Callable[[str, str], str]
+
+
+def literal(value: object) -> str:
+    """A Rego literal for JSON data (Rego's term syntax is a superset of JSON)."""
+    return json.dumps(value, sort_keys=True, ensure_ascii=False)
+
+
+def package_name(rule_id: str) -> str:
+    return rule_id.replace("-", "_")
+
+
+_TYPE_TESTS = {bool: "is_boolean", int: "is_number", str: "is_string"}
+
+
+@dataclass(frozen=True)
+class RegoLowering:
+    """One method per IR node; a node without a method is refused with `unsupported`."""
+
+    rule: ir.ResolvedRule
+    backend: str
+
+    def unsupported(self, node: object, loc: ir.Loc, why: str = "") -> UnsupportedError:
+        return UnsupportedError(rule=self.rule.id, construct=type(node).__name__, backend=self.backend, loc=loc, why=why)
+
+    def lower(self, payload: Payload) -> str:
+        """All checks of the rule: one compliance function and one violation rule per check."""
+        blocks = []
+        for index, check in enumerate(self.rule.rule.checks):
+            alternatives = self._dispatch("predicate", check.predicate, check)
+            name = f"ok_{index}"
+            blocks.append(f"# {describe.predicate(check.predicate)}")
+            blocks.extend(f"{name}(x) if {{\n{_body(lines)}\n}}\n" for lines in alternatives)
+            blocks.append(self._dispatch("subject", check.subject, check, name, describe.predicate(check.predicate), payload))
+        return "\n".join(blocks)
+
+    def _dispatch(self, kind: str, node: object, check: ir.Check, *args: object):  # type: ignore[no-untyped-def]
+        method = getattr(self, f"lower_{type(node).__name__}", None)
+        if method is None:
+            raise self.unsupported(node, check.loc, f"no Rego lowering for this {kind}")
+        return method(node, check, *args)
+
+    # --- references: a value expression, and the conditions under which it is unset ---------
+
+    def _value(self, ref: ir.Ref) -> str:
+        if isinstance(ref, ir.EffectiveRef):
+            return f"effective(x, {literal(list(ref.container_path))}, {literal(list(ref.pod_path))})"
+        return f"value(x, {literal(list(ref.path))})"
+
+    def _unset(self, ref: ir.Ref) -> list[str]:
+        if isinstance(ref, ir.EffectiveRef):
+            return [f"not has_value(x, {literal(list(ref.container_path))})",
+                    f"not has_value(pod_spec, {literal(list(ref.pod_path))})"]
+        return [f"not has_value(x, {literal(list(ref.path))})"]
+
+    def _set_of(self, values: ir.Values, check: ir.Check) -> str:
+        if isinstance(values, ir.Param):
+            subject_name = 'object.get(x, "name", "")' if isinstance(check.subject, ir.EachContainer) else '""'
+            return f"allowed({literal(values.name)}, {subject_name})"
+        return "{" + ", ".join(literal(v) for v in values) + "}"
+
+    def _typed(self, ref: ir.Ref, value: ir.Scalar) -> list[str]:
+        return [f"v := {self._value(ref)}", f"{_TYPE_TESTS[type(value)]}(v)"]
+
+    # --- predicates: alternatives (OR) of bodies (AND) under which the subject complies -----
+
+    def lower_Equals(self, node: ir.Equals, check: ir.Check) -> list[list[str]]:
+        return [[*self._typed(node.ref, node.value), f"v == {literal(node.value)}"]]
+
+    def lower_NotEquals(self, node: ir.NotEquals, check: ir.Check) -> list[list[str]]:
+        return [self._unset(node.ref), [*self._typed(node.ref, node.value), f"v != {literal(node.value)}"]]
+
+    def lower_OneOf(self, node: ir.OneOf, check: ir.Check) -> list[list[str]]:
+        return [[*self._typed(node.ref, ""), f"v in {self._set_of(node.values, check)}"]]
+
+    def lower_NoneOf(self, node: ir.NoneOf, check: ir.Check) -> list[list[str]]:
+        return [self._unset(node.ref), [*self._typed(node.ref, ""), f"not v in {self._set_of(node.values, check)}"]]
+
+    def lower_ListContains(self, node: ir.ListContains, check: ir.Check) -> list[list[str]]:
+        return [[f"v := {self._value(node.ref)}", "is_array(v)", f"{literal(node.value)} in v"]]
+
+    def lower_ListSubsetOf(self, node: ir.ListSubsetOf, check: ir.Check) -> list[list[str]]:
+        allowed = self._set_of(node.allowed, check)
+        return [self._unset(node.ref), [f"v := {self._value(node.ref)}", "is_array(v)", f"allowed_items := {allowed}",
+                                        "every item in v {\n\t\titem in allowed_items\n\t}"]]
+
+    def lower_Present(self, node: ir.Present, check: ir.Check) -> list[list[str]]:
+        if isinstance(node.ref, ir.EffectiveRef):
+            return [[f"has_value(x, {literal(list(node.ref.container_path))})"],
+                    [f"has_value(pod_spec, {literal(list(node.ref.pod_path))})"]]
+        return [[f"has_value(x, {literal(list(node.ref.path))})"]]
+
+    # --- subjects: the violation rule that iterates them ------------------------------------
+
+    def _violation(self, payload: Payload, lines: list[str], container: str) -> str:
+        return f"violation contains {payload('msg', container)} if {{\n{_body(lines)}\n}}\n"
+
+    def lower_EachContainer(self, node: ir.EachContainer, check: ir.Check, ok: str, text: str, payload: Payload) -> str:
+        return self._violation(payload, [
+            f"some x in containers({literal(list(node.lists))})",
+            f"not {ok}(x)",
+            'container := object.get(x, "name", "")',
+            "not waived(container)",
+            f'msg := sprintf("%v: container %v: %v. Fix: %v", [rule_id, container, {literal(text)}, fix])',
+        ], "container")
+
+    def lower_PodSpec(self, node: ir.PodSpec, check: ir.Check, ok: str, text: str, payload: Payload) -> str:
+        return self._violation(payload, [
+            "x := pod_spec",
+            f"not {ok}(x)",
+            'not waived("")',
+            f'msg := sprintf("%v: %v. Fix: %v", [rule_id, {literal(text)}, fix])',
+        ], "null")
+
+    def lower_EachVolume(self, node: ir.EachVolume, check: ir.Check, ok: str, text: str, payload: Payload) -> str:
+        return self._violation(payload, [
+            'some x in object.get(pod_spec, "volumes", [])',
+            f"not {ok}(x)",
+            'not waived("")',
+            f'msg := sprintf("%v: volume %v: %v. Fix: %v", [rule_id, object.get(x, "name", ""), {literal(text)}, fix])',
+        ], "null")
+
+
+def _body(lines: list[str]) -> str:
+    return "\n".join(f"\t{line}" for line in lines)

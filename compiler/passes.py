@@ -1,0 +1,82 @@
+"""Pure IR passes: from what policy files declared to what backends lower."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+
+from . import ir
+from .errors import PolicyError
+
+# Where each workload kind keeps its pod spec (Kubernetes API, stable versions).
+POD_TARGETS: dict[str, ir.PodTarget] = {
+    t.kind: t
+    for t in (
+        ir.PodTarget("Pod", "", "v1", "pods", ("spec",)),
+        ir.PodTarget("Deployment", "apps", "v1", "deployments", ("spec", "template", "spec")),
+        ir.PodTarget("ReplicaSet", "apps", "v1", "replicasets", ("spec", "template", "spec")),
+        ir.PodTarget("StatefulSet", "apps", "v1", "statefulsets", ("spec", "template", "spec")),
+        ir.PodTarget("DaemonSet", "apps", "v1", "daemonsets", ("spec", "template", "spec")),
+        ir.PodTarget("Job", "batch", "v1", "jobs", ("spec", "template", "spec")),
+        ir.PodTarget("CronJob", "batch", "v1", "cronjobs", ("spec", "jobTemplate", "spec", "template", "spec")),
+        ir.PodTarget("ReplicationController", "", "v1", "replicationcontrollers", ("spec", "template", "spec")),
+    )
+}
+
+
+def expand_pod_controllers(rule: ir.Rule) -> tuple[ir.PodTarget, ...]:
+    """Every kind the rule applies to, with where its pod spec lives."""
+    return tuple(POD_TARGETS[kind] for kind in rule.kinds)
+
+
+def _check_unique(kind: str, items: list[tuple[str, ir.Loc]]) -> None:
+    counts = Counter(name for name, _ in items)
+    for name, loc in items:
+        if counts[name] > 1:
+            raise PolicyError(f"{kind} id {name!r} is declared more than once", loc)
+
+
+def _validate_exemption(exemption: ir.Exemption, rules: dict[str, ir.Rule]) -> None:
+    for rule_id in exemption.rules:
+        rule = rules.get(rule_id)
+        if rule is None:
+            raise PolicyError(f"exemption {exemption.id!r} names unknown rule {rule_id!r}; known rules: {sorted(rules)}", exemption.loc)
+        for name, _ in exemption.allow:
+            if name not in dict(rule.params):
+                raise PolicyError(
+                    f"exemption {exemption.id!r} allows param {name!r}, which rule {rule_id!r} does not have "
+                    f"(its params: {sorted(dict(rule.params))})", exemption.loc)
+        if exemption.containers and not all(isinstance(c.subject, ir.EachContainer) for c in rule.checks):
+            raise PolicyError(f"exemption {exemption.id!r} is scoped to containers, but rule {rule_id!r} checks the pod, not its containers", exemption.loc)
+
+
+def resolve(
+    policy_sets: tuple[ir.PolicySet, ...], exemptions: tuple[ir.Exemption, ...], as_of: dt.date
+) -> tuple[ir.Program, list[str]]:
+    """Attach pod targets and in-force exemptions to every rule; drop expired exemptions with a warning."""
+    all_rules = [rule for ps in policy_sets for rule in ps.rules]
+    _check_unique("policy set", [(ps.id, ps.loc) for ps in policy_sets])
+    _check_unique("rule", [(r.id, r.loc) for r in all_rules])
+    _check_unique("exemption", [(e.id, e.loc) for e in exemptions])
+    by_id = {rule.id: rule for rule in all_rules}
+    for exemption in exemptions:
+        _validate_exemption(exemption, by_id)
+
+    warnings: list[str] = []
+    in_force = tuple(e for e in exemptions if e.expires >= as_of)
+    expired = tuple(e for e in exemptions if e.expires < as_of)
+    for e in expired:
+        warnings.append(f"{e.loc}: exemption {e.id!r} expired on {e.expires.isoformat()} (as of {as_of.isoformat()}); dropped")
+
+    audit_action = {ps.id: ps.audit_action for ps in policy_sets}
+    resolved = tuple(
+        ir.ResolvedRule(
+            rule=rule,
+            level=rule.level,
+            audit_action=audit_action[rule.policy_set],
+            targets=expand_pod_controllers(rule),
+            exemptions=tuple(e for e in in_force if rule.id in e.rules),
+        )
+        for rule in all_rules
+    )
+    return ir.Program(as_of, policy_sets, resolved, in_force, expired), warnings
