@@ -44,7 +44,7 @@ from typing import Any
 
 from .cel import CelCompileError, CelError, CelEvaluator, evaluator_for, to_cel
 
-__all__ = ["Decision", "ValidationResult", "admit", "resource_for_kind"]
+__all__ = ["Decision", "ValidationResult", "admit", "resource_for_kind", "selector_matches"]
 
 _BASE_VARIABLES = ("object", "oldObject", "request", "namespaceObject", "variables")
 _NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
@@ -250,7 +250,7 @@ def _admission_request(req: _Request, user_info: dict | None) -> dict[str, Any]:
 # --- matching -----------------------------------------------------------------------------
 
 
-def _selector_matches(selector: Mapping[str, Any] | None, labels: Mapping[str, str]) -> bool:
+def selector_matches(selector: Mapping[str, Any] | None, labels: Mapping[str, str]) -> bool:
     """A metav1.LabelSelector; null and {} select everything."""
     if not selector:
         return True
@@ -310,12 +310,12 @@ def _rules_match(rules: list[Mapping[str, Any]], match_policy: str, req: _Reques
 def _resources_match(match: Mapping[str, Any], req: _Request, *, require_rules: bool) -> bool:
     """MatchResources: namespaceSelector, objectSelector, excludeResourceRules, resourceRules."""
     ns_selector = match.get("namespaceSelector")
-    if (req.namespace or req.is_namespace) and not _selector_matches(ns_selector, req.namespace_labels()):
+    if (req.namespace or req.is_namespace) and not selector_matches(ns_selector, req.namespace_labels()):
         return False
     obj_selector = match.get("objectSelector")
     if obj_selector and not (
-        (req.obj is not None and _selector_matches(obj_selector, _labels(req.obj)))
-        or (req.old is not None and _selector_matches(obj_selector, _labels(req.old)))
+        (req.obj is not None and selector_matches(obj_selector, _labels(req.obj)))
+        or (req.old is not None and selector_matches(obj_selector, _labels(req.old)))
     ):
         return False
     policy = match.get("matchPolicy") or "Equivalent"
