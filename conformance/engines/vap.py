@@ -339,7 +339,6 @@ class _Run:
     def __init__(self, evaluator: CelEvaluator, data: dict[str, Any],
                  variables: list[Mapping[str, Any]]) -> None:
         self.evaluator = evaluator
-        self.data = data
         self.var_errors: dict[str, str] = {}
         values: dict[str, Any] = {}
         for var in variables:
@@ -448,7 +447,7 @@ def admit(policy: dict, binding: dict, obj: dict | None, *, operation: str = "CR
     base = {
         "object": to_cel(obj),
         "oldObject": to_cel(old_object),
-        "request": _admission_request(req, user_info),
+        "request": to_cel(_admission_request(req, user_info)),
         "namespaceObject": to_cel(req.namespace_object),
     }
     matched_any = False
