@@ -21,8 +21,10 @@ from .rego_source import (
     RegoSourceError,
     UnsupportedBuiltinError,
     check_v1,
+    hoist_nested_refs,
     package_of,
     prepare_v0,
+    shim_sprintf,
     tokenize,
     unsupported_calls,
 )
@@ -159,6 +161,7 @@ def _build_rego_program(target: Mapping[str, Any]) -> _RegoProgram:
                 source = prepare_v0(source)
             else:
                 check_v1(source)
+            source = shim_sprintf(hoist_nested_refs(source))
             modules.append(("template" if index == 0 else f"lib{index}", source))
     except RegoSourceError as err:
         if isinstance(err, UnsupportedBuiltinError):

@@ -22,6 +22,8 @@ __all__ = [
     "package_of",
     "prepare_v0",
     "check_v1",
+    "hoist_nested_refs",
+    "shim_sprintf",
     "called_functions",
     "MEASURED_UNDEFINED_BUILTINS",
     "V1_KEYWORDS",
@@ -286,3 +288,182 @@ def unsupported_calls(sources: list[str], is_builtin) -> list[str]:
         if name in MEASURED_UNDEFINED_BUILTINS
         or (not is_builtin(name) and name not in _WORKING_UNDECLARED)
     )
+
+
+_HOIST_PREFIX = "__kupe_ref"
+
+
+def _is_comprehension(tokens: list[Token], i: int, close: int) -> bool:
+    """A ``[``/``{`` group with a top-level ``|`` is a comprehension (its own scope)."""
+    inner = tokens[i].depth + 1
+    return tokens[i].text in "[{" and any(
+        t.text == "|" and t.depth == inner for t in tokens[i + 1 : close]
+    )
+
+
+def _ref_end(tokens: list[Token], i: int) -> tuple[int, bool]:
+    """(index after the ref starting at ``tokens[i]``, whether an index holds a variable)."""
+    j, has_var = i + 1, False
+    while j < len(tokens):
+        tok = tokens[j]
+        if tok.text == "." and j + 1 < len(tokens) and tokens[j + 1].kind == "ident":
+            j += 2
+        elif tok.text == "[" and tok.start == tokens[j - 1].end:
+            close = _matching(tokens, j)
+            has_var = has_var or any(t.kind == "ident" for t in tokens[j + 1 : close])
+            j = close + 1
+        else:
+            break
+    return j, has_var
+
+
+def _opens_body(prev: Token) -> bool:
+    """Whether a non-comprehension ``{`` after ``prev`` opens a body rather than a literal."""
+    if prev.text in {"if", "else"}:
+        return True
+    return _ends_term(prev) and not (prev.kind == "ident" and prev.text in _REGO_KEYWORDS)
+
+
+def _bodies(tokens: list[Token]) -> list[tuple[int, int]]:
+    """(first, end) token ranges of rule bodies and comprehension bodies, innermost first."""
+    bodies: list[tuple[int, int, int]] = []
+    for i, tok in enumerate(tokens):
+        if tok.text not in "[{":
+            continue
+        close = _matching(tokens, i)
+        if _is_comprehension(tokens, i, close):
+            bar = next(k for k in range(i + 1, close) if tokens[k].text == "|" and tokens[k].depth == tok.depth + 1)
+            bodies.append((tok.depth, bar + 1, close))
+        elif tok.text == "{" and i > 0 and _opens_body(tokens[i - 1]):
+            bodies.append((tok.depth, i + 1, close))
+    return [(a, b) for _, a, b in sorted(bodies, key=lambda t: -t[0])]
+
+
+def _expressions(tokens: list[Token], first: int, end: int) -> list[tuple[int, int]]:
+    """Split a body into expressions at ``;`` and line starts on the body's own depth."""
+    if first >= end:
+        return []
+    depth = tokens[first].depth
+    exprs, start = [], first
+    for k in range(first + 1, end):
+        tok = tokens[k]
+        if tok.depth == depth and (tok.text == ";" or tok.line_start):
+            if start < k:
+                exprs.append((start, k if tok.text != ";" else k))
+            start = k + 1 if tok.text == ";" else k
+    if start < end:
+        exprs.append((start, end))
+    return exprs
+
+
+def hoist_nested_refs(source: str) -> str:
+    """Lift refs that iterate (``a[_]``, ``a[i]``) out of call arguments and composite literals.
+
+    OPA evaluates ``lower(input.xs[_])`` or ``[c, input.xs[_]]`` by enumerating the ref;
+    rego-cpp rejects the wildcard form and silently yields nothing for a named variable.
+    ``e(ref)`` becomes ``__v := ref; e(__v)``, and a negated ``not e(ref)`` becomes
+    ``count([1 | __v := ref; e(__v)]) == 0`` so the negation still covers every element.
+    """
+    tokens = tokenize(source)
+    edits: list[tuple[int, int, str]] = []  # (start, end, text), non-overlapping
+    counter = 0
+    for first, end in _bodies(tokens):
+        for a, b in _expressions(tokens, first, end):
+            base = tokens[a].depth
+            lifted: list[tuple[int, int, str]] = []
+            k = a
+            while k < b:
+                tok = tokens[k]
+                if tok.text in "[{" and _is_comprehension(tokens, k, _matching(tokens, k)):
+                    k = _matching(tokens, k) + 1
+                    continue
+                starts_ref = (
+                    tok.kind == "ident"
+                    and tok.text not in _REGO_KEYWORDS
+                    and not (k > a and tokens[k - 1].text == ".")
+                )
+                if not starts_ref:
+                    k += 1
+                    continue
+                ref_end, has_var = _ref_end(tokens, k)
+                if ref_end < b and tokens[ref_end].text == "(":
+                    k = ref_end  # a call like lib.f(...): its arguments are scanned next
+                    continue
+                if has_var and tok.depth > base:
+                    name = f"{_HOIST_PREFIX}{counter}"
+                    counter += 1
+                    lifted.append((tok.start, tokens[ref_end - 1].end, name))
+                    k = ref_end
+                else:
+                    k += 1
+            if not lifted:
+                continue
+            lo, hi = tokens[a].start, tokens[b - 1].end
+            inner = [e for e in edits if lo <= e[0] and e[1] <= hi]
+            edits = [e for e in edits if e not in inner]
+            text = source[lo:hi]
+            for start, stop, repl in sorted(inner + lifted, reverse=True):
+                text = text[: start - lo] + repl + text[stop - lo :]
+            hoists = "; ".join(f"{name} := {source[start:stop]}" for start, stop, name in lifted)
+            if tokens[a].text == "not":
+                negated = text[len("not") :].strip()
+                text = f"count([1 | {hoists}; {negated}]) == 0"
+            else:
+                text = f"{hoists}; {text}"
+            edits.append((lo, hi, text))
+    for start, stop, text in sorted(edits, reverse=True):
+        source = source[:start] + text + source[stop:]
+    return source
+
+
+# rego-cpp's sprintf prints some strings with their quotes (strings computed by builtins, or
+# passed as function arguments, formatted inside a function) and ignores %q. The shim formats
+# string arguments of %v/%s/%q itself (concat is unaffected) and leaves every other verb and
+# argument to the native sprintf. %q quotes with \\ and \" escaped, as Go does for printable text.
+_SPRINTF_SHIM = r"""
+
+__kupe_verb_re := `%[-+# 0]*[0-9]*(?:\.[0-9]+)?[a-zA-Z%]`
+
+__kupe_sprintf(f, args) := concat("", parts) if {
+	segs := regex.split(__kupe_verb_re, f)
+	verbs := regex.find_n(__kupe_verb_re, f, -1)
+	parts := [p | seg := segs[i]; p := concat("", [seg, __kupe_verb_text(verbs, i, args)])]
+}
+
+__kupe_arg_index(verbs, i) := count([j | v := verbs[j]; j < i; v != "%%"])
+
+__kupe_verb_text(verbs, i, _) := "" if { i >= count(verbs) }
+__kupe_verb_text(verbs, i, _) := "%" if { verbs[i] == "%%" }
+__kupe_verb_text(verbs, i, args) := __kupe_format(verbs[i], args[n]) if {
+	verbs[i] != "%%"
+	n := __kupe_arg_index(verbs, i)
+	n < count(args)
+}
+__kupe_verb_text(verbs, i, args) := concat("", ["%!", substring(verbs[i], count(verbs[i]) - 1, 1), "(MISSING)"]) if {
+	verbs[i] != "%%"
+	__kupe_arg_index(verbs, i) >= count(args)
+}
+
+__kupe_format(verb, arg) := arg if { verb in {"%v", "%s"}; is_string(arg) }
+__kupe_format(verb, arg) := concat("", ["\"", replace(replace(arg, `\`, `\\`), `"`, `\"`), "\""]) if {
+	verb == "%q"
+	is_string(arg)
+}
+__kupe_format(verb, arg) := sprintf(verb, [arg]) if { not is_string(arg) }
+__kupe_format(verb, arg) := sprintf(verb, [arg]) if { is_string(arg); not verb in {"%v", "%s", "%q"} }
+"""
+
+
+def shim_sprintf(source: str) -> str:
+    """Route the module's ``sprintf`` calls through a Rego shim that formats strings correctly."""
+    tokens = tokenize(source)
+    calls = [
+        t for i, t in enumerate(tokens)
+        if t.text == "sprintf" and i + 1 < len(tokens) and tokens[i + 1].text == "("
+        and not (i > 0 and tokens[i - 1].text == ".")
+    ]
+    if not calls:
+        return source
+    for tok in reversed(calls):
+        source = source[: tok.start] + "__kupe_sprintf" + source[tok.end :]
+    return source + _SPRINTF_SHIM
