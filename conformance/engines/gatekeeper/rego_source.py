@@ -234,7 +234,8 @@ def check_v1(source: str) -> None:
             tok = tokens[j]
             if tok.text == "if" and tok.depth == 0:
                 break
-            if tok.text == "{" and tok.depth == 0 and j > i and _ends_term(tokens[j - 1]):
+            prev = tokens[j - 1]
+            if tok.text == "{" and tok.depth == 0 and j > i and _opens_body(prev) and prev.text != "else":
                 raise RegoSourceError(
                     f"rule `{tokens[i].text}` has a body without `if`: a parse error in Rego v1"
                 )
