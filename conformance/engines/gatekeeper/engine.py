@@ -74,47 +74,53 @@ class _Program(Protocol):
 
 
 class _RegoProgram:
-    """The template's Rego loaded into regopy; one interpreter per distinct inventory."""
+    """The template's Rego compiled by regopy into a bundle; one per distinct inventory.
+
+    rego-cpp recompiles every module on each plain ``query``; querying a prebuilt bundle
+    skips that (measured ~8 ms -> ~1.3 ms per review for the capabilities template).
+    """
 
     def __init__(self, modules: list[tuple[str, str]], package: str) -> None:
         self._modules = modules
         self._query = f"x := data.{package}.violation"
-        self._interpreters: OrderedDict[str, regopy.Interpreter] = OrderedDict()
-        probe = self._interpreter({})
+        self._compiled: OrderedDict[str, tuple[regopy.Interpreter, regopy.Bundle]] = OrderedDict()
+        probe, _ = self._compile({})
         unsupported = unsupported_calls([src for _, src in modules], probe.is_builtin)
         if unsupported:
             raise UnsupportedBuiltinError(
                 "rego-cpp cannot evaluate (it would silently yield undefined): " + ", ".join(unsupported)
             )
         try:
-            self._run(probe, {"review": {}, "parameters": {}})
+            self.evaluate({"review": {}, "parameters": {}}, {})
         except EvaluationError as err:
             raise TemplateError(f"template Rego does not compile in rego-cpp: {err}") from None
 
-    def _interpreter(self, inventory: Mapping[str, Any]) -> regopy.Interpreter:
+    def _compile(self, inventory: Mapping[str, Any]) -> tuple[regopy.Interpreter, regopy.Bundle]:
         key = json.dumps(inventory, sort_keys=True)
-        interp = self._interpreters.get(key)
-        if interp is not None:
-            self._interpreters.move_to_end(key)
-            return interp
+        compiled = self._compiled.get(key)
+        if compiled is not None:
+            self._compiled.move_to_end(key)
+            return compiled
         interp = regopy.Interpreter()
-        for name, source in self._modules:
-            try:
+        try:
+            for name, source in self._modules:
                 interp.add_module(name, source)
-            except regopy.RegoError as err:
-                raise TemplateError(f"Rego module {name} does not parse: {err}") from None
-        if inventory:
-            interp.add_data({"inventory": inventory})
-        self._interpreters[key] = interp
-        if len(self._interpreters) > _INVENTORY_CACHE:
-            self._interpreters.popitem(last=False)
-        return interp
+            if inventory:
+                interp.add_data({"inventory": inventory})
+            bundle = interp.build(self._query)
+        except regopy.RegoError as err:
+            raise TemplateError(f"template Rego does not compile in rego-cpp: {err}") from None
+        compiled = self._compiled[key] = (interp, bundle)
+        if len(self._compiled) > _INVENTORY_CACHE:
+            self._compiled.popitem(last=False)
+        return compiled
 
-    def _run(self, interp: regopy.Interpreter, rego_input: Mapping[str, Any]) -> list[dict]:
+    def evaluate(self, rego_input: Mapping[str, Any], inventory: Mapping[str, Any]) -> list[dict]:
         # regopy's Output wrapper crashes on error outputs (it json-parses them), so read the
         # raw C output: "undefined", an "(error ...)" s-expression, or a JSON result.
+        interp, bundle = self._compile(inventory)
         interp.set_input_term(json.dumps(rego_input))
-        impl = _rego_c.rego_query(interp._impl, self._query)
+        impl = _rego_c.rego_bundle_query(interp._impl, bundle._impl)
         try:
             ok, text = _rego_out.rego_output_ok(impl), _rego_out.rego_output_string(impl)
         finally:
@@ -128,9 +134,6 @@ class _RegoProgram:
         if isinstance(value, dict):  # only if a v0 partial set slipped past the rewrite
             raise EvaluationError(f"violation evaluated to an object, not a set: {text[:200]}")
         return value
-
-    def evaluate(self, rego_input: Mapping[str, Any], inventory: Mapping[str, Any]) -> list[dict]:
-        return self._run(self._interpreter(inventory), rego_input)
 
 
 def _rego_sources(target: Mapping[str, Any]) -> tuple[str, list[str], str]:
