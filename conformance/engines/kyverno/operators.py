@@ -87,7 +87,8 @@ def not_equals(key: Any, value: Any) -> bool:
         if durations is not None:
             return durations[0] != durations[1]
         key_quantity = parse_quantity(key)
-        if key_quantity is not None and isinstance(value, str):
+        if key_quantity is not None and isinstance(value, str) and value != "":
+            # A non-empty, non-quantity value is "not satisfied"; "" compares as text.
             value_quantity = parse_quantity(value)
             return value_quantity is not None and value_quantity != key_quantity
         return not (isinstance(value, str) and wildcard_match(value, key))
