@@ -131,6 +131,10 @@ def test_variable_substitution_keeps_types_and_nests() -> None:
     assert substitute("\\{{ literal }}", context) == "{{ literal }}"
     assert substitute("{{ divide('300Mi', '100Mi') }}", context) == 3
     assert substitute("{{ split('a,b', ',') }}", context) == ["a", "b"]
+    assert substitute("{{ parse_json('[1]') | length(@) }}", context) == 1
+    assert substitute("{{ label_match(`{\"a\":\"b\"}`, `{\"a\":\"b\",\"c\":\"d\"}`) }}", context) is True
+    assert substitute("{{ add('1Gi', '512Mi') }}", context) == "1536Mi"
+    assert substitute("{{ to_upper('x') }}-{{ pattern_match('a*', 'abc') }}", context) == "X-true"
 
 
 def test_values_and_context_variables() -> None:

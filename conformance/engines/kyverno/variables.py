@@ -62,17 +62,6 @@ def _operation(context: Mapping[str, Any]) -> Any:
     return request.get("operation") if isinstance(request, Mapping) else None
 
 
-def has_variables(document: Any) -> bool:
-    """True when any string (or key) in the document holds a ``{{ }}`` variable."""
-    if isinstance(document, str):
-        return "{{" in document
-    if isinstance(document, dict):
-        return any(has_variables(k) or has_variables(v) for k, v in document.items())
-    if isinstance(document, list):
-        return any(has_variables(v) for v in document)
-    return False
-
-
 def substitute(document: Any, context: Mapping[str, Any]) -> Any:
     """Return a copy of ``document`` with every variable resolved."""
     if isinstance(document, str):
