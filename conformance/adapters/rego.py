@@ -1,0 +1,47 @@
+"""The Rego backend evaluated by rego-cpp (regopy), as conftest sees a manifest and as OPA sees an AdmissionReview."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import regopy
+
+from . import Adapter, AdapterError, admission_request
+
+_VERDICT = {"deny": "deny", "warn": "audit"}
+
+
+class RegoAdapter(Adapter):
+    backend = "rego"
+    engine = f"regopy {regopy.__version__} (rego-cpp)"
+
+    def __init__(self, artifacts: dict[str, str]) -> None:
+        self.interpreter = regopy.Interpreter()
+        for path, text in sorted(artifacts.items()):
+            if path.startswith("rego/") and path.endswith(".rego"):
+                self.interpreter.add_module(path, text)
+        # A plain query recompiles every module (~110 ms); a prebuilt bundle evaluates in ~7 ms.
+        self.bundle = self.interpreter.build("result = data.main")
+
+    def _query(self, document: dict[str, Any]) -> dict[str, str]:
+        self.interpreter.set_input_term(json.dumps(document))
+        output = self.interpreter.query_bundle(self.bundle)
+        if not output.ok() or not output.results:
+            raise AdapterError(f"rego-cpp failed: {output}")
+        verdicts: dict[str, str] = {}
+        main = output.results[0].bindings["result"]
+        for entry_point, verdict in _VERDICT.items():
+            for violation in main.get(entry_point, []):
+                rule = violation.get("rule")
+                if verdicts.get(rule, verdict) != verdict:
+                    raise AdapterError(f"rule {rule} both denies and warns")
+                verdicts[rule] = verdict
+        return verdicts
+
+    def evaluate(self, obj: dict[str, Any]) -> dict[str, str]:
+        as_manifest = self._query(obj)
+        as_review = self._query({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": admission_request(obj)})
+        if as_manifest != as_review:
+            raise AdapterError(f"manifest input gives {as_manifest}, AdmissionReview input gives {as_review}")
+        return as_manifest

@@ -1,0 +1,40 @@
+"""`kupe-policy test`: the conformance suite from the command line (plugged in by entry point)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from compiler import pipeline
+
+from . import runner
+from .adapters import all_adapters
+from .suite import CASES_DIR, load_cases
+
+
+@click.command("test")
+@click.option("--backend", "backends", multiple=True, help="Only this backend (repeatable; default: every backend with an adapter).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON record per case × backend × rule.")
+@click.option("--cases", "cases_dir", default=str(CASES_DIR), show_default=True, type=click.Path(path_type=Path))
+@click.option("--policies", "policies_dir", default="policies", show_default=True, type=click.Path(path_type=Path))
+def test(backends: tuple[str, ...], as_json: bool, cases_dir: Path, policies_dir: Path) -> None:
+    """Run the conformance suite through every backend's engine and print the verdict matrix."""
+    chosen = pipeline.select_backends(backends)
+    available = all_adapters()
+    missing = [b for b in chosen if b not in available]
+    if backends and missing:
+        raise click.UsageError(f"no conformance adapter for backend(s) {missing}")
+    chosen = [b for b in chosen if b in available]
+    program, _ = pipeline.build_program(policies_dir, Path.cwd(), runner.SUITE_AS_OF)
+    cases = load_cases(cases_dir, {r.id for r in program.rules})
+    records = runner.run(cases, chosen, policies_dir, Path.cwd())
+    if as_json:
+        for record in records:
+            click.echo(json.dumps(record.as_dict(), sort_keys=True))
+    else:
+        click.echo(runner.matrix(records))
+    if runner.failed(records):
+        sys.exit(1)

@@ -1,0 +1,105 @@
+"""Run every conformance case through every backend's real (or proven-emulated) engine."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from compiler import pipeline
+
+from .adapters import Adapter, AdapterError, all_adapters
+from .suite import Case
+
+# Cases compile as of this date unless they say otherwise, so verdicts do not drift with the calendar.
+SUITE_AS_OF = dt.date(2026, 11, 1)
+
+
+@dataclass(frozen=True)
+class Record:
+    """One verdict: a case (in one kind) × a backend × a rule."""
+
+    case: str
+    kind: str
+    source: str
+    backend: str
+    rule: str
+    expected: str
+    actual: str
+    status: str  # ok | fail | xfail (known failure) | xpass (a known failure now passes) | error
+    detail: str = ""
+
+    def as_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+def _status(expected: str, actual: str, known_failure: str | None) -> str:
+    if known_failure:
+        return "xpass" if actual == expected else "xfail"
+    return "ok" if actual == expected else "fail"
+
+
+def run(cases: list[Case], backends: list[str], policies_dir: Path, root: Path) -> list[Record]:
+    """Compile once per (as-of date, backend), evaluate every case, compare every rule."""
+    adapter_types = all_adapters()
+    adapters: dict[tuple[dt.date, str], Adapter] = {}
+    programs = {}
+    records: list[Record] = []
+    for case in cases:
+        as_of = case.as_of or SUITE_AS_OF
+        if as_of not in programs:
+            programs[as_of] = pipeline.build_program(policies_dir, root, as_of)[0]
+        rules = [r.id for r in programs[as_of].rules]
+        for backend in backends:
+            key = (as_of, backend)
+            if key not in adapters:
+                artifacts = pipeline.compile_program(programs[as_of], [backend])
+                adapters[key] = adapter_types[backend](artifacts)
+            try:
+                verdicts, detail = adapters[key].evaluate(case.object), ""
+            except AdapterError as error:
+                verdicts, detail = None, str(error)
+            for rule in rules:
+                actual = "error" if verdicts is None else verdicts.get(rule, "pass")
+                status = "error" if verdicts is None else _status(case.expected(rule), actual, case.known_failures.get(backend))
+                records.append(Record(case.name, case.kind, case.source, backend, rule, case.expected(rule), actual, status, detail))
+    return records
+
+
+def matrix(records: Iterable[Record]) -> str:
+    """A rule × backend table of verdicts that agree with the expectation, then the failures."""
+    records = list(records)
+    backends = sorted({r.backend for r in records})
+    rules = list(dict.fromkeys(r.rule for r in records))
+    cells: dict[tuple[str, str], list[Record]] = defaultdict(list)
+    for r in records:
+        cells[(r.rule, r.backend)].append(r)
+
+    def cell(rule: str, backend: str) -> str:
+        group = cells[(rule, backend)]
+        ok = sum(r.status in ("ok", "xfail") for r in group)
+        deny = sum(r.actual == "deny" for r in group)
+        audit = sum(r.actual == "audit" for r in group)
+        xfail = sum(r.status == "xfail" for r in group)
+        mark = "ok" if ok == len(group) and not xfail else ("xfail" if ok == len(group) else "FAIL")
+        return f"{mark} {ok}/{len(group)} (deny {deny}, audit {audit})"
+
+    header = ["rule"] + backends
+    rows = [header] + [[rule] + [cell(rule, b) for b in backends] for rule in rules]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = ["  ".join(value.ljust(width) for value, width in zip(row, widths)).rstrip() for row in rows]
+    cases = {(r.case, r.kind) for r in records}
+    kinds = sorted({r.kind for r in records})
+    lines.append(f"{len(cases)} cases × {len(backends)} backends × {len(rules)} rules; kinds: {', '.join(kinds)}")
+    bad = [r for r in records if r.status in ("fail", "error", "xpass")]
+    for r in bad[:50]:
+        lines.append(f"  {r.status.upper()}: {r.source} {r.case} [{r.kind}] {r.backend} {r.rule}: expected {r.expected}, got {r.actual} {r.detail}".rstrip())
+    if len(bad) > 50:
+        lines.append(f"  … and {len(bad) - 50} more")
+    return "\n".join(lines)
+
+
+def failed(records: Iterable[Record]) -> list[Record]:
+    return [r for r in records if r.status in ("fail", "error", "xpass")]
