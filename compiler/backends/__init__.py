@@ -7,6 +7,8 @@ two backends share lives in `compiler.lang`.
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from abc import ABC, abstractmethod
 from typing import ClassVar
 
@@ -30,7 +32,7 @@ class Backend(ABC):
 
 
 def all_backends() -> dict[str, type[Backend]]:
-    """Every backend, in a stable order (importing the modules registers them)."""
-    from . import rego  # noqa: F401  (registration by import)
-
+    """Every backend module of this package, imported (which registers it), in a stable order."""
+    for module in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{module.name}")
     return dict(sorted(Backend.registry.items()))

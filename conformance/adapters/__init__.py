@@ -7,6 +7,8 @@ not pass: `deny` (blocks admission) or `audit` (reported, admitted).
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
@@ -57,6 +59,7 @@ class Adapter(ABC):
 
 
 def all_adapters() -> dict[str, type[Adapter]]:
-    from . import rego  # noqa: F401  (registration by import)
-
+    """Every adapter module of this package, imported (which registers it), in a stable order."""
+    for module in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{module.name}")
     return dict(sorted(Adapter.registry.items()))
