@@ -77,7 +77,7 @@ def main() -> None:
 def compile_command(backends: tuple[str, ...], out_dir: Path, as_of: dt.date, policies_dir: Path, check: bool) -> None:
     """Compile policies/ into out/ (atomically, byte-for-byte deterministic)."""
     chosen = pipeline.select_backends(backends)
-    program, warnings = pipeline.build_program(policies_dir, Path.cwd(), as_of)
+    program, warnings = pipeline.build_program(policies_dir, as_of)
     warn(warnings)
     files = pipeline.compile_program(program, chosen)
     roots = pipeline.output_roots(chosen)
@@ -100,7 +100,7 @@ def compile_command(backends: tuple[str, ...], out_dir: Path, as_of: dt.date, po
 @policies_option
 def rules_command(as_of: dt.date, policies_dir: Path) -> None:
     """List rules with their level, backends and exemptions in force."""
-    program, warnings = pipeline.build_program(policies_dir, Path.cwd(), as_of)
+    program, warnings = pipeline.build_program(policies_dir, as_of)
     warn(warnings)
     backends = ",".join(pipeline.select_backends(()))
     rows = [("RULE", "LEVEL", "BACKENDS", "EXEMPTIONS")] + [

@@ -13,9 +13,13 @@ from .errors import InputError
 CATALOG = "POLICIES.md"
 
 
-def build_program(policies_dir: Path, root: Path, as_of: dt.date) -> tuple[ir.Program, list[str]]:
-    """Load the policy sources and resolve them as of `as_of`; returns warnings to show."""
-    policy_sets, exemptions = loader.load(policies_dir, root)
+def build_program(policies_dir: Path, as_of: dt.date) -> tuple[ir.Program, list[str]]:
+    """Load the policy sources and resolve them as of `as_of`; returns warnings to show.
+
+    Source locations are relative to the folder holding `policies/`, so artifacts do not
+    depend on where the compiler runs from.
+    """
+    policy_sets, exemptions = loader.load(policies_dir, policies_dir.resolve().parent)
     return passes.resolve(policy_sets, exemptions, as_of)
 
 

@@ -28,9 +28,9 @@ def test(backends: tuple[str, ...], as_json: bool, cases_dir: Path, policies_dir
     if backends and missing:
         raise click.UsageError(f"no conformance adapter for backend(s) {missing}")
     chosen = [b for b in chosen if b in available]
-    program, _ = pipeline.build_program(policies_dir, Path.cwd(), runner.SUITE_AS_OF)
+    program, _ = pipeline.build_program(policies_dir, runner.SUITE_AS_OF)
     cases = load_cases(cases_dir, {r.id for r in program.rules})
-    records = runner.run(cases, chosen, policies_dir, Path.cwd())
+    records = runner.run(cases, chosen, policies_dir)
     if as_json:
         for record in records:
             click.echo(json.dumps(record.as_dict(), sort_keys=True))

@@ -41,7 +41,7 @@ def _status(expected: str, actual: str, known_failure: str | None) -> str:
     return "ok" if actual == expected else "fail"
 
 
-def run(cases: list[Case], backends: list[str], policies_dir: Path, root: Path) -> list[Record]:
+def run(cases: list[Case], backends: list[str], policies_dir: Path) -> list[Record]:
     """Compile once per (as-of date, backend), evaluate every case, compare every rule."""
     adapter_types = all_adapters()
     adapters: dict[tuple[dt.date, str], Adapter] = {}
@@ -50,7 +50,7 @@ def run(cases: list[Case], backends: list[str], policies_dir: Path, root: Path) 
     for case in cases:
         as_of = case.as_of or SUITE_AS_OF
         if as_of not in programs:
-            programs[as_of] = pipeline.build_program(policies_dir, root, as_of)[0]
+            programs[as_of] = pipeline.build_program(policies_dir, as_of)[0]
         rules = [r.id for r in programs[as_of].rules]
         for backend in backends:
             key = (as_of, backend)
