@@ -1,0 +1,117 @@
+"""The Rego backend: expected output for one input, refusal of what it cannot lower, safe rendering."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+
+import pytest
+import regopy
+
+from compiler import ir, passes
+from compiler.backends.rego import RegoBackend, parse_back
+from compiler.dsl import PolicySet, Recommended, Required, containers, exempt, pod
+from compiler.errors import ArtifactError, UnsupportedError
+from compiler.render import render
+
+
+def program(*rules_and_exemptions: object) -> ir.Program:
+    ps = PolicySet("demo", title="Demo")
+    for build in rules_and_exemptions:
+        if callable(build):
+            build(ps)
+    exemptions = tuple(e for e in rules_and_exemptions if isinstance(e, ir.Exemption))
+    return passes.resolve((ps.build(),), exemptions, dt.date(2026, 11, 1))[0]
+
+
+def privileged(ps: PolicySet) -> None:
+    ps.rule("no-privileged", Required, title="No privileged", rationale="r", fix='Set "privileged": false',
+            check=containers().field("securityContext.privileged").not_equals(True))
+
+
+def evaluate(files: dict[str, str], document: dict) -> dict:
+    interpreter = regopy.Interpreter()
+    for path, text in files.items():
+        interpreter.add_module(path, text)
+    interpreter.set_input_term(json.dumps(document))
+    return interpreter.query("data.main").results[0].expressions[0]
+
+
+def test_not_equals_lowers_to_unset_or_typed_difference() -> None:
+    files = RegoBackend().compile(program(privileged))
+    module = files["rego/no-privileged.rego"]
+    assert "package kupe.rules.no_privileged" in module and "import rego.v1" in module
+    assert 'ok_0(x) if {\n\tnot has_value(x, ["securityContext", "privileged"])\n}' in module
+    assert 'ok_0(x) if {\n\tv := value(x, ["securityContext", "privileged"])\n\tis_boolean(v)\n\tv != true\n}' in module
+    assert "deny contains violation if {\n\tsome violation in data.kupe.rules.no_privileged.violation\n}" in files["rego/main.rego"]
+
+
+@pytest.mark.parametrize(
+    ("privileged_value", "denied"),
+    [(True, True), (False, False), (None, False), ("true", True), ("false", True)],
+)
+def test_verdicts_for_set_unset_null_and_wrong_type(privileged_value: object, denied: bool) -> None:
+    files = RegoBackend().compile(program(privileged))
+    container = {"name": "app", "securityContext": {} if privileged_value is None else {"privileged": privileged_value}}
+    result = evaluate(files, {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": [container]}})
+    assert bool(result["deny"]) is denied
+    if denied:
+        (violation,) = result["deny"]
+        assert violation["rule"] == "no-privileged" and violation["container"] == "app"
+        assert violation["msg"] == 'no-privileged: container app: securityContext.privileged must not be true. Fix: Set "privileged": false'
+
+
+def test_recommended_rules_warn_and_waivers_apply() -> None:
+    def hostpid(ps: PolicySet) -> None:
+        ps.rule("no-host-pid", Recommended, title="t", rationale="r", fix="f", check=pod().field("hostPID").not_equals(True))
+
+    waiver = exempt("ops", rules=["no-host-pid"], namespaces=["ops"], reason="r", ticket="T-1", expires="2026-11-01")
+    files = RegoBackend().compile(program(hostpid, waiver))
+    deployment = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d", "namespace": "apps"},
+                  "spec": {"template": {"spec": {"hostPID": True, "containers": []}}}}
+    assert [v["rule"] for v in evaluate(files, deployment)["warn"]] == ["no-host-pid"]
+    deployment["metadata"]["namespace"] = "ops"
+    assert evaluate(files, deployment)["warn"] == []
+    other_group = dict(deployment, apiVersion="example.com/v1", metadata={"name": "d", "namespace": "apps"})
+    assert evaluate(files, other_group)["warn"] == [], "a Deployment of another API group is not a workload"
+
+
+@dataclass(frozen=True)
+class Matches:
+    """A predicate no backend knows: stands for a construct a backend cannot express."""
+
+    ref: ir.Ref
+    pattern: str
+
+
+def test_unknown_construct_is_refused_naming_rule_construct_backend_and_line() -> None:
+    check = containers().field("image").present()
+    odd = ir.Check(check.subject, Matches(check.predicate.ref, "^registry/"), check.loc)  # type: ignore[arg-type]
+
+    def rule(ps: PolicySet) -> None:
+        ps.rule("trusted-registry", Required, title="t", rationale="r", fix="f", check=odd)
+
+    with pytest.raises(UnsupportedError) as error:
+        RegoBackend().compile(program(rule))
+    message = str(error.value)
+    assert "rule 'trusted-registry'" in message and "Matches" in message and "'rego'" in message
+    assert message.startswith(f"{check.loc.file}:{check.loc.line}:")
+
+
+def test_parse_back_rejects_broken_rego() -> None:
+    with pytest.raises(ArtifactError, match="does not compile"):
+        parse_back({"rego/main.rego": "package main\nimport rego.v1\ndeny contains x if {\n"})
+
+
+def test_templates_refuse_unescaped_values_and_escape_hostile_text() -> None:
+    with pytest.raises(ArtifactError, match="unescaped"):
+        render("rego/main.rego.j2", sources="x", required=["not_safe"], recommended=[])
+
+    def hostile(ps: PolicySet) -> None:
+        ps.rule("hostile", Required, title="t\n}\ndeny contains 1 if true", rationale="r", fix='"} ; deny contains 1 if { true',
+                check=pod().field("hostIPC").not_equals(True))
+
+    files = RegoBackend().compile(program(hostile))
+    compliant = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": []}}
+    assert evaluate(files, compliant) == {"deny": []}
