@@ -1,0 +1,71 @@
+"""Compile-time benchmark: the shipped policies, and a generated set of 200 rules and 2,000 exemptions.
+
+Run: python benchmarks/bench_compile.py   (targets: shipped < 1 s wall, generated < 5 s wall)
+Each figure is the wall time of a whole `kupe-policy compile` process, interpreter start included.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+GENERATED = '''
+from compiler.dsl import PolicySet, Recommended, Required, containers, exempt, param, pod, volumes
+
+ps = PolicySet("generated", title="Generated")
+SHAPES = [
+    lambda: containers().effective("securityContext.runAsNonRoot").equals(True),
+    lambda: containers().field("securityContext.allowPrivilegeEscalation").equals(False),
+    lambda: containers().field("securityContext.capabilities.drop").contains("ALL"),
+    lambda: containers().field("securityContext.privileged").not_equals(True),
+    lambda: pod().field("hostNetwork").not_equals(True),
+    lambda: volumes().field("hostPath.path").none_of(["/", "/var/run", "/run"]),
+    lambda: containers(["containers", "initContainers"]).field("resources.limits.memory").present(),
+]
+for i in range({rules}):
+    level = Required if i % 3 else Recommended
+    if i % 8 == 7:
+        ps.rule(f"rule-{{i:03d}}", level, title=f"Rule {{i}}", rationale="generated", fix="generated",
+                check=containers().field("securityContext.capabilities.add").subset_of(param("allowed")),
+                params={{"allowed": ["NET_BIND_SERVICE"]}})
+    else:
+        ps.rule(f"rule-{{i:03d}}", level, title=f"Rule {{i}}", rationale="generated", fix="generated", check=SHAPES[i % 7]())
+for j in range({exemptions}):
+    rule = j % {rules}
+    kwargs = {{"allow": {{"allowed": ["NET_ADMIN"]}}}} if rule % 8 == 7 else {{}}
+    exempt(f"exemption-{{j:04d}}", rules=[f"rule-{{rule:03d}}"], namespaces=[f"team-{{j % 50}}"],
+           labels={{"app": f"app-{{j}}"}} if j % 2 else {{}}, reason="generated", ticket=f"GEN-{{j}}",
+           expires="2099-12-31", **kwargs)
+'''
+
+
+def timed_compile(workdir: Path) -> float:
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "compiler", "compile", "--out", str(workdir / "out"), "--as-of", "2026-11-01"],
+                   cwd=workdir, check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        shipped = Path(tmp) / "shipped"
+        (shipped / "policies").mkdir(parents=True)
+        for source in (REPO / "policies").glob("*.py"):
+            (shipped / "policies" / source.name).write_text(source.read_text())
+        generated = Path(tmp) / "generated"
+        (generated / "policies").mkdir(parents=True)
+        (generated / "policies" / "generated.py").write_text(GENERATED.format(rules=200, exemptions=2000))
+        for name, folder, target in (("shipped policies (11 rules)", shipped, 1.0),
+                                     ("generated (200 rules, 2,000 exemptions)", generated, 5.0)):
+            best = min(timed_compile(folder) for _ in range(3))
+            verdict = "ok" if best < target else "SLOW"
+            print(f"{name}: {best:.2f} s wall, best of 3 (target < {target:.0f} s) {verdict}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,5 @@
+"""`python -m compiler` is `kupe-policy`."""
+
+from .cli import main
+
+main()
