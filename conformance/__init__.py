@@ -1,0 +1,4 @@
+"""The conformance harness: engines, adapters and cases that prove the backends agree."""
+
+# Load the CEL runtime before regopy: see compiler/__init__.py for the measured crash.
+from cel_expr_python import cel as _cel  # noqa: F401
