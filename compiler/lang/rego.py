@@ -28,6 +28,23 @@ def package_name(rule_id: str) -> str:
     return rule_id.replace("-", "_")
 
 
+def exemption_data(exemption: ir.Exemption) -> dict[str, object]:
+    """How the Rego helpers see an exemption (see templates/rego/_logic.rego.j2)."""
+    return {
+        "id": exemption.id,
+        "namespaces": list(exemption.namespaces),
+        "names": list(exemption.names),
+        "labels": dict(exemption.labels),
+        "containers": list(exemption.containers),
+        "allow": {name: list(values) for name, values in exemption.allow},
+    }
+
+
+def pod_spec_paths(rule: ir.ResolvedRule) -> dict[str, dict[str, object]]:
+    """`pod_spec_paths` of templates/rego/_logic.rego.j2: where each target kind keeps its pod spec."""
+    return {t.kind: {"group": t.group, "path": list(t.pod_spec_path)} for t in rule.targets}
+
+
 _TYPE_TESTS = {bool: "is_boolean", int: "is_number", str: "is_string"}
 
 
