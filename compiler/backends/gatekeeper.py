@@ -1,0 +1,318 @@
+"""OPA Gatekeeper backend: one ConstraintTemplate and one Constraint per rule, applied with kustomize.
+
+Rego form: the classic `spec.targets[].rego` field, which Gatekeeper parses as Rego v0. The shared
+lowering (`compiler.lang.rego`) writes only the keywords `if`, `contains`, `in` and `every`, so
+each module imports exactly those four from `future.keywords` and never `import rego.v1` (which
+v0 rejects). Chosen over `code: [{engine: Rego, source: {version: "v1"}}]` because that form needs
+Gatekeeper >= 3.19, while the classic field with future keywords needs only an embedded OPA that
+knows `future.keywords.if`/`.contains` (OPA >= 0.42, vendored from Gatekeeper 3.10 on; 3.8 still
+rejected `future.keywords` imports, gatekeeper#1827). Measured: Gatekeeper v3.21 (OPA v1.10)
+accepts these imports (shared/ENGINE-NOTES.md); releases 3.10 to 3.20 are not measured here.
+Other builtins used: `object.get` with a path array (OPA >= 0.37).
+
+Exemptions: namespace-wide waivers become the Constraint's `spec.match.excludedNamespaces`
+(Gatekeeper's native exclusion, exact names); every narrower waiver and every widening travels in
+`spec.parameters`, next to the rule's list parameters, and the Rego applies them exactly as the
+Rego backend does. A parameter missing from a Constraint reads as an empty list (no waiver,
+nothing allowed), so a hand-edited Constraint fails closed.
+
+Layout under out/gatekeeper/: `templates/` and `constraints/` are separate kustomizations because
+a Constraint's CRD exists only once Gatekeeper has processed its template (see kustomization.yaml).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from collections import defaultdict
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import regopy
+import yaml
+
+from .. import ir
+from ..errors import ArtifactError, UnsupportedError
+from ..lang.rego import RegoLowering, exemption_data, pod_spec_paths
+from ..render import Safe, render
+from . import Backend
+
+TARGET = "admission.k8s.gatekeeper.sh"
+FUTURE_KEYWORDS = ("contains", "every", "if", "in")
+SCHEMA_FILE = Path(__file__).resolve().parent.parent / "schemas" / "gatekeeper" / "gatekeeper.schema.json"
+_NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_STRINGS = {"type": "array", "items": {"type": "string"}}
+
+
+def kind_name(rule_id: str) -> str:
+    """The Constraint kind of a rule: `run-as-non-root` → `KupeRunAsNonRoot`."""
+    return "Kupe" + "".join(part[:1].upper() + part[1:] for part in rule_id.split("-"))
+
+
+def template_name(rule_id: str) -> str:
+    """Gatekeeper requires the template's metadata.name to be its kind, lowercased."""
+    return kind_name(rule_id).lower()
+
+
+def enforcement_action(rule: ir.ResolvedRule) -> str:
+    return "deny" if rule.level is ir.Level.REQUIRED else rule.audit_action.value
+
+
+def match_kinds(rule: ir.ResolvedRule) -> list[dict[str, list[str]]]:
+    """One `kinds` entry per API group, so a kind is never matched in a group it is not a workload in."""
+    by_group: dict[str, list[str]] = defaultdict(list)
+    for target in rule.targets:
+        by_group[target.group].append(target.kind)
+    return [{"apiGroups": [group], "kinds": sorted(kinds)} for group, kinds in sorted(by_group.items())]
+
+
+def native_waivers(rule: ir.ResolvedRule) -> list[ir.Exemption]:
+    return [e for e in rule.waivers if e.namespace_wide]
+
+
+def rego_waivers(rule: ir.ResolvedRule) -> list[ir.Exemption]:
+    return [e for e in rule.waivers if not e.namespace_wide]
+
+
+def excluded_namespaces(rule: ir.ResolvedRule) -> list[str]:
+    """Namespaces of namespace-wide waivers; a name Gatekeeper would read as a glob is refused."""
+    for exemption in native_waivers(rule):
+        for namespace in exemption.namespaces:
+            if not _NAMESPACE.match(namespace):
+                raise UnsupportedError(rule=rule.id, construct="Exemption", backend="gatekeeper", loc=exemption.loc,
+                                       why=f"namespace {namespace!r} is not a namespace name (excludedNamespaces would read it as a pattern)")
+    return sorted({ns for e in native_waivers(rule) for ns in e.namespaces})
+
+
+def parameters(rule: ir.ResolvedRule) -> dict[str, Any]:
+    """The Constraint's spec.parameters: the rule's list parameters, then the exemptions the Rego applies."""
+    values: dict[str, Any] = {name: list(items) for name, items in rule.rule.params}
+    values["waivers"] = [exemption_data(e) for e in rego_waivers(rule)]
+    values["widenings"] = [exemption_data(e) for e in rule.widenings]
+    return values
+
+
+def parameters_schema(rule: ir.ResolvedRule) -> dict[str, Any]:
+    """The template's openAPIV3Schema (structural): exactly the parameters the template's Rego reads."""
+    exemption = {
+        "type": "object",
+        "properties": {
+            "id": {"type": "string"},
+            "namespaces": _STRINGS,
+            "names": _STRINGS,
+            "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+            "containers": _STRINGS,
+            "allow": {"type": "object", "properties": {name: _STRINGS for name, _ in rule.rule.params}},
+        },
+    }
+    properties: dict[str, Any] = {name: _STRINGS for name, _ in rule.rule.params}
+    properties["waivers"] = {"type": "array", "items": exemption}
+    properties["widenings"] = {"type": "array", "items": exemption}
+    return {"type": "object", "properties": properties}
+
+
+class _YamlDumper(yaml.SafeDumper):
+    """Plain YAML for people to read: no anchors and aliases where sub-schemas repeat."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def _payload(message: str, container: str) -> str:
+    return f'{{"msg": {message}, "details": {{"rule": rule_id, "level": level, "container": {container}, "fix": fix}}}}'
+
+
+def _exemption_note(exemption: ir.Exemption) -> str:
+    """Who answers for an exemption, next to its data in the Constraint."""
+    accountable = [f"owner {exemption.owner}"] * bool(exemption.owner) + [f"ticket {exemption.ticket}"] * bool(exemption.ticket)
+    return f"exemption {exemption.id} ({exemption.loc}): {exemption.reason}; {', '.join(accountable + [f'expires {exemption.expires}'])}"
+
+
+class GatekeeperBackend(Backend):
+    name = "gatekeeper"
+    title = "OPA Gatekeeper (ConstraintTemplate v1 + Constraint)"
+
+    def compile(self, program: ir.Program) -> dict[str, str]:
+        self._check_unique_kinds(program)
+        files: dict[str, str] = {}
+        for rule in program.rules:
+            files[f"gatekeeper/templates/{rule.id}.yaml"] = self._template(rule)
+            files[f"gatekeeper/constraints/{rule.id}.yaml"] = self._constraint(rule)
+        files.update(self._kustomizations(program))
+        parse_back(files)
+        return files
+
+    def _check_unique_kinds(self, program: ir.Program) -> None:
+        """Two rule ids that differ only in dashes or case would share one template name."""
+        seen: dict[str, ir.ResolvedRule] = {}
+        for rule in program.rules:
+            other = seen.setdefault(template_name(rule.id), rule)
+            if other is not rule:
+                raise UnsupportedError(rule=rule.id, construct="rule id", backend=self.name, loc=rule.rule.loc,
+                                       why=f"its template name {template_name(rule.id)!r} is also rule {other.id!r}'s")
+
+    def _template(self, rule: ir.ResolvedRule) -> str:
+        return render(
+            "gatekeeper/template.yaml.j2",
+            source=str(rule.rule.loc),
+            rule_id=rule.id,
+            level=rule.level.value,
+            title=rule.rule.title,
+            rationale=rule.rule.rationale,
+            name=template_name(rule.id),
+            kind=kind_name(rule.id),
+            schema=Safe(yaml.dump(parameters_schema(rule), Dumper=_YamlDumper, sort_keys=True, default_flow_style=False)),
+            target=TARGET,
+            rego=Safe(self._rego(rule)),
+        )
+
+    def _rego(self, rule: ir.ResolvedRule) -> str:
+        return render(
+            "gatekeeper/violation.rego.j2",
+            source=str(rule.rule.loc),
+            rule_id=rule.id,
+            level=rule.level.value,
+            title=rule.rule.title,
+            package=Safe(template_name(rule.id)),
+            keywords=[Safe(k) for k in FUTURE_KEYWORDS],
+            fix=rule.rule.fix,
+            param_names=[name for name, _ in rule.rule.params],
+            pod_spec_paths=pod_spec_paths(rule),
+            checks=Safe(RegoLowering(rule, self.name).lower(_payload)),
+        )
+
+    def _constraint(self, rule: ir.ResolvedRule) -> str:
+        values = parameters(rule)
+        return render(
+            "gatekeeper/constraint.yaml.j2",
+            source=str(rule.rule.loc),
+            rule_id=rule.id,
+            level=rule.level.value,
+            title=rule.rule.title,
+            kind=kind_name(rule.id),
+            action=enforcement_action(rule),
+            kinds=match_kinds(rule),
+            excluded=excluded_namespaces(rule),
+            native_notes=[_exemption_note(e) for e in native_waivers(rule)],
+            params=[(name, values[name]) for name, _ in rule.rule.params],
+            waivers=[(_exemption_note(e), exemption_data(e)) for e in rego_waivers(rule)],
+            widenings=[(_exemption_note(e), exemption_data(e)) for e in rule.widenings],
+        )
+
+    def _kustomizations(self, program: ir.Program) -> dict[str, str]:
+        """A top-level kustomization over two folders, so the templates can be applied first."""
+        sources = ", ".join(sorted(str(ps.loc) for ps in program.policy_sets))
+        rules = [f"{r.id}.yaml" for r in program.rules]
+        layout = {"gatekeeper": ["templates", "constraints"], "gatekeeper/templates": rules, "gatekeeper/constraints": rules}
+        return {f"{folder}/kustomization.yaml": render("gatekeeper/kustomization.yaml.j2", sources=sources,
+                                                       top=folder == "gatekeeper", resources=resources)
+                for folder, resources in layout.items()}
+
+
+# --- parse back: every artifact as Gatekeeper and kubectl would read it -----------------------
+
+
+@cache
+def _schema() -> dict[str, Any]:
+    return json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
+
+
+@cache
+def _validator(definition: str) -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator({**_schema(), "$ref": f"#/$defs/{definition}"})
+
+
+def _strict(schema: dict[str, Any]) -> dict[str, Any]:
+    """The openAPIV3Schema with unknown fields refused: Gatekeeper would prune them silently."""
+    strict = copy.deepcopy(schema)
+    nodes = [strict]
+    while nodes:
+        node = nodes.pop()
+        if "properties" in node:
+            node["additionalProperties"] = False
+            nodes.extend(node["properties"].values())
+        elif isinstance(node.get("additionalProperties"), dict):
+            nodes.append(node["additionalProperties"])
+        if "items" in node:
+            nodes.append(node["items"])
+    return strict
+
+
+def _validate(path: str, document: dict[str, Any], validator: jsonschema.Draft202012Validator) -> None:
+    error = jsonschema.exceptions.best_match(validator.iter_errors(document))
+    if error is not None:
+        where = "/".join(str(p) for p in error.absolute_path) or "(root)"
+        raise ArtifactError(f"{path}: {where}: {error.message}")
+
+
+def _load(files: dict[str, str]) -> dict[str, dict[str, Any]]:
+    documents = {}
+    for path, text in sorted(files.items()):
+        try:
+            documents[path] = yaml.safe_load(text)
+        except yaml.YAMLError as error:
+            raise ArtifactError(f"{path}: generated YAML does not parse: {error}") from None
+        if not isinstance(documents[path], dict):
+            raise ArtifactError(f"{path}: generated YAML is not a mapping")
+    return documents
+
+
+def _check_kustomizations(documents: dict[str, dict[str, Any]]) -> None:
+    for path, document in documents.items():
+        if path.endswith("/kustomization.yaml"):
+            folder = path.rsplit("/", 1)[0]
+            for resource in document.get("resources", []):
+                target = f"{folder}/{resource}"
+                if target not in documents and f"{target}/kustomization.yaml" not in documents:
+                    raise ArtifactError(f"{path}: resource {resource!r} is not generated")
+
+
+def _check_rego(path: str, template: dict[str, Any], constraint: dict[str, Any]) -> None:
+    """Gatekeeper parses the module as v0 (future keywords imported, no rego.v1); rego-cpp compiles and runs it."""
+    rego = template["spec"]["targets"][0]["rego"]
+    imports = set(re.findall(r"^import ([\w.]+)$", rego, re.MULTILINE))
+    missing = {f"future.keywords.{k}" for k in FUTURE_KEYWORDS} - imports
+    if missing or "rego.v1" in imports:
+        raise ArtifactError(f"{path}: Rego v0 needs {sorted(missing)} and must not import rego.v1")
+    interpreter = regopy.Interpreter()
+    probe = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "parse-back"}, "spec": {"containers": [{"name": "c"}]}}
+    try:
+        interpreter.add_module(path, rego)
+        interpreter.set_input({"review": {"object": probe, "namespace": "default"}, "parameters": constraint["spec"]["parameters"]})
+        output = interpreter.query(f"data.{template['metadata']['name']}.violation")
+    except regopy.RegoError as error:
+        raise ArtifactError(f"{path}: generated Rego does not compile with rego-cpp: {error}") from None
+    if not output.ok():
+        raise ArtifactError(f"{path}: generated Rego does not compile with rego-cpp: {output}")
+
+
+def _check_pair(path: str, template: dict[str, Any], constraint: dict[str, Any]) -> None:
+    kind = template["spec"]["crd"]["spec"]["names"]["kind"]
+    if template["metadata"]["name"] != kind.lower():
+        raise ArtifactError(f"{path}: template name {template['metadata']['name']!r} is not its kind lowercased")
+    if constraint["kind"] != kind:
+        raise ArtifactError(f"{path}: constraint kind {constraint['kind']!r} is not its template's {kind!r}")
+    if not constraint["spec"]["match"].get("kinds"):
+        raise ArtifactError(f"{path}: a constraint without match.kinds would match every kind")
+    schema = template["spec"]["crd"]["spec"]["validation"]["openAPIV3Schema"]
+    _validate(f"{path} spec.parameters", constraint["spec"].get("parameters", {}), jsonschema.Draft202012Validator(_strict(schema)))
+
+
+def parse_back(files: dict[str, str]) -> None:
+    """Parse every file, validate both objects against Gatekeeper's CRD structure, compile every template's Rego."""
+    documents = _load(files)
+    _check_kustomizations(documents)
+    for path, template in documents.items():
+        if not path.startswith("gatekeeper/templates/") or path.endswith("/kustomization.yaml"):
+            continue
+        constraint_path = path.replace("/templates/", "/constraints/", 1)
+        constraint = documents.get(constraint_path)
+        if constraint is None:
+            raise ArtifactError(f"{path}: no constraint {constraint_path}")
+        _validate(path, template, _validator("ConstraintTemplate"))
+        _validate(constraint_path, constraint, _validator("Constraint"))
+        _check_pair(constraint_path, template, constraint)
+        _check_rego(path, template, constraint)
