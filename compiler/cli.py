@@ -95,6 +95,41 @@ def compile_command(backends: tuple[str, ...], out_dir: Path, as_of: dt.date, po
                f"{len(program.exemptions)} exemptions in force; backends: {', '.join(chosen)})")
 
 
+def parse_days(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
+    """`30d` or `2w` → days."""
+    if value is None:
+        return None
+    unit = {"d": 1, "w": 7}.get(value[-1:])
+    if unit is None or not value[:-1].isdigit():
+        raise click.BadParameter(f"expected a duration like 30d or 2w, got {value!r}")
+    return int(value[:-1]) * unit
+
+
+@main.command("exemptions")
+@as_of_option
+@policies_option
+@click.option("--expiring-within", callback=parse_days, metavar="DURATION", help="Only exemptions in force that expire within this (e.g. 30d).")
+@click.option("--expired", is_flag=True, help="Only exemptions that have expired.")
+def exemptions_command(as_of: dt.date, policies_dir: Path, expiring_within: int | None, expired: bool) -> None:
+    """List exemptions with owner, ticket and expiry."""
+    program, _ = pipeline.build_program(policies_dir, as_of)
+    if expired:
+        chosen = list(program.expired)
+    elif expiring_within is not None:
+        chosen = [e for e in program.exemptions if (e.expires - as_of).days <= expiring_within]
+    else:
+        chosen = [*program.exemptions, *program.expired]
+    rows = [("EXEMPTION", "RULES", "OWNER", "TICKET", "EXPIRES", "STATUS", "SOURCE")]
+    for e in sorted(chosen, key=lambda e: (e.expires, e.id)):
+        days = (e.expires - as_of).days
+        status = f"expired {-days}d ago" if days < 0 else f"{days}d left"
+        rules = ",".join(e.rules) if len(e.rules) <= 3 else f"{len(e.rules)} rules"
+        rows.append((e.id, rules, e.owner or "-", e.ticket or "-", e.expires.isoformat(), status, str(e.loc)))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+
+
 @main.command("rules")
 @as_of_option
 @policies_option

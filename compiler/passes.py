@@ -24,6 +24,10 @@ POD_TARGETS: dict[str, ir.PodTarget] = {
 }
 
 
+# Compile warns about exemptions that expire sooner than this.
+EXPIRY_WARNING_DAYS = 14
+
+
 def expand_pod_controllers(rule: ir.Rule) -> tuple[ir.PodTarget, ...]:
     """Every kind the rule applies to, with where its pod spec lives."""
     return tuple(POD_TARGETS[kind] for kind in rule.kinds)
@@ -67,6 +71,10 @@ def resolve(
     expired = tuple(e for e in exemptions if e.expires < as_of)
     for e in expired:
         warnings.append(f"{e.loc}: exemption {e.id!r} expired on {e.expires.isoformat()} (as of {as_of.isoformat()}); dropped")
+    for e in in_force:
+        days = (e.expires - as_of).days
+        if days < EXPIRY_WARNING_DAYS:
+            warnings.append(f"{e.loc}: exemption {e.id!r} expires on {e.expires.isoformat()} ({days} days left); renew or retire it")
 
     audit_action = {ps.id: ps.audit_action for ps in policy_sets}
     resolved = tuple(

@@ -96,3 +96,18 @@ def test_fixture_with_unknown_verdict_names_its_line(project: Path) -> None:
 def test_unknown_backend_and_bad_date_are_usage_errors(project: Path) -> None:
     assert run_cli("compile", "--backend", "cobol").exit_code == 2
     assert run_cli("compile", "--as-of", "tomorrow").exit_code == 2
+
+
+def test_exemptions_lists_filters_and_compile_warns_before_expiry(project: Path) -> None:
+    listing = run_cli("exemptions", "--as-of", "2027-01-20")
+    assert listing.exit_code == 0
+    line = next(line for line in listing.output.splitlines() if line.startswith("legacy-billing-root"))
+    assert "billing-team" in line and "SEC-171" in line and "2027-01-31" in line and "11d left" in line
+    soon = run_cli("exemptions", "--as-of", "2027-01-20", "--expiring-within", "30d").output.splitlines()
+    assert [row.split()[0] for row in soon[1:]] == ["legacy-billing-root"]
+    expired = run_cli("exemptions", "--as-of", "2027-02-20", "--expired").output.splitlines()
+    assert [row.split()[0] for row in expired[1:]] == ["legacy-billing-root"] and "expired 20d ago" in expired[1]
+    assert run_cli("exemptions", "--expiring-within", "soon").exit_code == 2
+    warned = run_cli("compile", "--as-of", "2027-01-20")
+    assert "exemption 'legacy-billing-root' expires on 2027-01-31 (11 days left)" in warned.output
+    assert "expires on" not in run_cli("compile", "--as-of", "2027-01-10").output
