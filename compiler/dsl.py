@@ -218,6 +218,8 @@ class PolicySet:
         check: ir.Check | Sequence[ir.Check],
         params: Mapping[str, Sequence[str]] | None = None,
         kinds: Sequence[str] = POD_KINDS,
+        enforce_from: str | dt.date | None = None,
+        enforced_in: Sequence[str] = (),
     ) -> ir.Rule:
         """Declare a rule: every check must hold for every subject of every matching workload."""
         loc = _caller_loc()
@@ -245,12 +247,16 @@ class PolicySet:
         chosen_kinds = _strings(kinds, f"{where} kinds", loc, allow_empty=False)
         if set(chosen_kinds) - set(POD_KINDS):
             raise _fail(loc, f"{where} kinds: unknown kind(s) {sorted(set(chosen_kinds) - set(POD_KINDS))}; expected some of {list(POD_KINDS)}")
+        stage = _strings(enforced_in, f"{where} enforced_in", loc)
+        start = None if enforce_from is None else _date(enforce_from, loc, f"{where} enforce_from")
+        if (stage or start) and level is not ir.Level.RECOMMENDED:
+            raise _fail(loc, f"{where}: enforce_from and enforced_in stage a Recommended rule; this one is already Required")
         if any(r.id == id for r in self.rules):
             raise _fail(loc, f"{where} is declared twice in policy set {self.id!r}")
         rule = ir.Rule(
             id=id, level=level, title=title, rationale=" ".join(rationale.split()), fix=fix, checks=checks,
             params=tuple(sorted(declared.items())), kinds=tuple(k for k in POD_KINDS if k in chosen_kinds),
-            policy_set=self.id, loc=loc,
+            policy_set=self.id, loc=loc, enforce_from=start, enforced_in=stage,
         )
         self.rules.append(rule)
         return rule
@@ -259,7 +265,7 @@ class PolicySet:
         return ir.PolicySet(self.id, self.title, self.audit_action, tuple(self.rules), self.loc)
 
 
-def _date(value: object, loc: ir.Loc) -> dt.date:
+def _date(value: object, loc: ir.Loc, what: str = "exemption expires") -> dt.date:
     if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
         return value
     if isinstance(value, str):
@@ -267,7 +273,7 @@ def _date(value: object, loc: ir.Loc) -> dt.date:
             return dt.date.fromisoformat(value)
         except ValueError:
             pass
-    raise _fail(loc, f"exemption expires: expected a date like '2027-06-30', got {value!r}")
+    raise _fail(loc, f"{what}: expected a date like '2027-06-30', got {value!r}")
 
 
 def exempt(

@@ -213,6 +213,8 @@ class Rule:
     kinds: tuple[str, ...]
     policy_set: str
     loc: Loc
+    enforce_from: dt.date | None = None  # a recommended rule compiles as required from this date
+    enforced_in: tuple[str, ...] = ()  # namespaces where a recommended rule is already enforced (a stage)
 
     def param(self, name: str) -> tuple[str, ...]:
         return dict(self.params)[name]
@@ -267,10 +269,11 @@ class ResolvedRule:
     """A rule with its pod targets and the exemptions in force at the compile date."""
 
     rule: Rule
-    level: Level
+    level: Level  # at the compile date: enforce_from already passed makes a recommended rule required
     audit_action: AuditAction
     targets: tuple[PodTarget, ...]
     exemptions: tuple[Exemption, ...] = field(default=())
+    enforced_in: tuple[str, ...] = ()  # a recommended rule's stage: these namespaces deny already
 
     @property
     def id(self) -> str:

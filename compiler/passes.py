@@ -33,6 +33,13 @@ def expand_pod_controllers(rule: ir.Rule) -> tuple[ir.PodTarget, ...]:
     return tuple(POD_TARGETS[kind] for kind in rule.kinds)
 
 
+def level_as_of(rule: ir.Rule, as_of: dt.date) -> ir.Level:
+    """A recommended rule scheduled for enforcement is required from its enforce_from date on."""
+    if rule.enforce_from is not None and rule.enforce_from <= as_of:
+        return ir.Level.REQUIRED
+    return rule.level
+
+
 def _check_unique(kind: str, items: list[tuple[str, ir.Loc]]) -> None:
     counts = Counter(name for name, _ in items)
     for name, loc in items:
@@ -80,11 +87,13 @@ def resolve(
     resolved = tuple(
         ir.ResolvedRule(
             rule=rule,
-            level=rule.level,
+            level=level,
             audit_action=audit_action[rule.policy_set],
             targets=expand_pod_controllers(rule),
             exemptions=tuple(e for e in in_force if rule.id in e.rules),
+            enforced_in=rule.enforced_in if level is ir.Level.RECOMMENDED else (),
         )
         for rule in all_rules
+        for level in [level_as_of(rule, as_of)]
     )
     return ir.Program(as_of, policy_sets, resolved, in_force, expired), warnings

@@ -106,7 +106,7 @@ def test_parse_back_rejects_broken_rego() -> None:
 
 def test_templates_refuse_unescaped_values_and_escape_hostile_text() -> None:
     with pytest.raises(ArtifactError, match="unescaped"):
-        render("rego/main.rego.j2", sources="x", required=["not_safe"], recommended=[])
+        render("rego/main.rego.j2", sources="x", entries=[{"rule": "deny", "package": "p", "staged": False}])
 
     def hostile(ps: PolicySet) -> None:
         ps.rule("hostile", Required, title="t\n}\ndeny contains 1 if true", rationale="r", fix='"} ; deny contains 1 if { true',
@@ -115,3 +115,25 @@ def test_templates_refuse_unescaped_values_and_escape_hostile_text() -> None:
     files = RegoBackend().compile(program(hostile))
     compliant = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": []}}
     assert evaluate(files, compliant) == {"deny": []}
+
+
+def test_staged_rule_denies_inside_its_stage_and_warns_elsewhere() -> None:
+    def staged(ps: PolicySet) -> None:
+        ps.rule("read-only", Recommended, title="t", rationale="r", fix="f", enforced_in=["payments"],
+                check=containers().field("securityContext.readOnlyRootFilesystem").equals(True))
+
+    files = RegoBackend().compile(program(staged))
+    pod_in = lambda ns: {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": ns},  # noqa: E731
+                         "spec": {"containers": [{"name": "app"}]}}
+    inside, outside = evaluate(files, pod_in("payments")), evaluate(files, pod_in("apps"))
+    assert [v["rule"] for v in inside["deny"]] == ["read-only"] and inside["warn"] == []
+    assert [v["rule"] for v in outside["warn"]] == ["read-only"] and outside["deny"] == []
+
+
+def test_scheduled_rule_is_required_from_its_date() -> None:
+    ps = PolicySet("demo", title="Demo")
+    ps.rule("seccomp", Recommended, title="t", rationale="r", fix="f", enforce_from="2027-06-01",
+            check=containers().effective("securityContext.seccompProfile.type").one_of(["RuntimeDefault"]))
+    before = passes.resolve((ps.build(),), (), dt.date(2027, 5, 31))[0].rules[0]
+    after = passes.resolve((ps.build(),), (), dt.date(2027, 6, 1))[0].rules[0]
+    assert before.level is ir.Level.RECOMMENDED and after.level is ir.Level.REQUIRED

@@ -103,3 +103,16 @@ def test_exemption_rejects_bad_fields(kwargs: dict, message: str) -> None:
     with pytest.raises(PolicyError, match=message) as error:
         exempt("e", **args)
     assert "tests/test_dsl.py:" in str(error.value)
+
+
+def test_staging_applies_to_recommended_rules_only() -> None:
+    ps = PolicySet("demo", title="Demo")
+    rule = ps.rule("ro", Recommended, title="t", rationale="r", fix="f", enforce_from="2027-06-01", enforced_in=["payments"],
+                   check=containers().field("securityContext.readOnlyRootFilesystem").equals(True))
+    assert rule.enforce_from == dt.date(2027, 6, 1) and rule.enforced_in == ("payments",)
+    with pytest.raises(PolicyError, match="already Required"):
+        ps.rule("ro2", Required, title="t", rationale="r", fix="f", enforced_in=["payments"],
+                check=containers().field("securityContext.readOnlyRootFilesystem").equals(True))
+    with pytest.raises(PolicyError, match="enforce_from: expected a date"):
+        ps.rule("ro3", Recommended, title="t", rationale="r", fix="f", enforce_from="June",
+                check=containers().field("securityContext.readOnlyRootFilesystem").equals(True))

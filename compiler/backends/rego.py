@@ -27,6 +27,16 @@ def pod_spec_paths(rule: ir.ResolvedRule) -> dict[str, dict[str, object]]:
     return {t.kind: {"group": t.group, "path": list(t.pod_spec_path)} for t in rule.targets}
 
 
+def _entries(rule: ir.ResolvedRule) -> list[dict[str, object]]:
+    """How main.rego collects a rule: deny or warn by level; a staged rule both, filtered by level."""
+    package = Safe(package_name(rule.id))
+    if rule.enforced_in:
+        return [{"rule": Safe("deny"), "package": package, "staged": True, "level": ir.Level.REQUIRED.value},
+                {"rule": Safe("warn"), "package": package, "staged": True, "level": ir.Level.RECOMMENDED.value}]
+    entry = Safe("deny" if rule.level is ir.Level.REQUIRED else "warn")
+    return [{"rule": entry, "package": package, "staged": False}]
+
+
 def _payload(message: str, container: str) -> str:
     return f'{{"msg": {message}, "rule": rule_id, "level": level, "container": {container}, "fix": fix}}'
 
@@ -40,8 +50,7 @@ class RegoBackend(Backend):
         files["rego/main.rego"] = render(
             "rego/main.rego.j2",
             sources=", ".join(sorted({str(ps.loc.file) for ps in program.policy_sets})),
-            required=[Safe(package_name(r.id)) for r in program.rules if r.level is ir.Level.REQUIRED],
-            recommended=[Safe(package_name(r.id)) for r in program.rules if r.level is ir.Level.RECOMMENDED],
+            entries=[entry for rule in program.rules for entry in _entries(rule)],
         )
         parse_back(files)
         return files
@@ -52,6 +61,7 @@ class RegoBackend(Backend):
             source=str(rule.rule.loc),
             rule_id=rule.id,
             level=rule.level.value,
+            enforced_in=list(rule.enforced_in),
             title=rule.rule.title,
             package=Safe(package_name(rule.id)),
             fix=rule.rule.fix,
