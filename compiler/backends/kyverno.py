@@ -1,0 +1,516 @@
+"""Kyverno backend: one `kyverno.io/v1` ClusterPolicy per rule, PolicyExceptions, a kustomization.
+
+Accepted by Kyverno 1.13 and later: the per-rule `validate.failureAction` and the
+`kyverno.io/v2` PolicyException first shipped in 1.13 (older CRDs reject both). Every
+artifact is validated against the 1.13 CRD models of `cloudcoil-models-kyverno`, strictly.
+
+How rules are lowered, and why (see docs/semantics.md for what must hold):
+
+* Every check is a `foreach` over its subjects. The list expressions keep only arrays of
+  objects, so a null, missing or mistyped container list or spec means "no subjects", as
+  the semantics say; a top-level `pattern` would fail on `initContainers: null`, which is
+  unset. Kyverno skips null elements, as the semantics do.
+* A check whose predicate a Kyverno pattern decides exactly becomes a per-element `pattern`:
+  `Equals` with a boolean (a boolean pattern only matches a JSON boolean; null and a missing
+  parent fail) and `Present` (`"*"` fails exactly on null or missing). Everything else
+  becomes `deny.conditions` on one JMESPath expression with explicit `type()` tests:
+  patterns coerce types (`"true"` matches `true`, `"5"` matches `5`), treat a null key
+  as present under anchors, and condition operators such as `AnyNotIn` match wildcards
+  both ways, none of which the semantics allow.
+* Only Pod is matched; Kyverno's autogen writes `autogen-<rule>` and
+  `autogen-cronjob-<rule>` for the controllers. Autogen matches controllers by kind only,
+  so a precondition on `kind:group` keeps objects of another API group out, as the
+  semantics require. Autogen rewrites the text `request.object.metadata` to the pod
+  template's metadata; exemptions select by the object's own metadata, so the expressions
+  here spell it `request.object."metadata"`, which autogen leaves alone.
+* Waivers that select whole objects become PolicyExceptions naming the rule and its autogen
+  rules. Container-scoped waivers and widenings cannot be expressed by an exception (it
+  skips the whole rule), so they are foreach preconditions and conditions of the rule.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pydantic
+import yaml
+from cloudcoil.models.kyverno import v1 as kyverno_v1
+from cloudcoil.models.kyverno import v2 as kyverno_v2
+
+from .. import describe, ir
+from ..errors import ArtifactError, UnsupportedError
+from ..render import Safe, render
+from . import Backend
+
+BACKEND = "kyverno"
+MIN_VERSION = "1.13.0"
+AUTOGEN_ANNOTATION = "pod-policies.kyverno.io/autogen-controllers"
+# What Kyverno's autogen covers when the annotation is absent.
+DEFAULT_CONTROLLERS = ("DaemonSet", "Deployment", "Job", "StatefulSet", "ReplicaSet", "ReplicationController", "CronJob")
+EXCEPTION_NAMESPACE = "kyverno"
+NAMESPACE_LABEL = "kubernetes.io/metadata.name"
+# A widened parameter is lowered once per combination of the widenings that select: at most 2**6.
+MAX_WIDENINGS = 6
+_WILDCARDS = re.compile(r"[*?]")
+_SEVERITY = {ir.Level.REQUIRED: "high", ir.Level.RECOMMENDED: "medium"}
+_ACTION = {ir.Level.REQUIRED: "Enforce", ir.Level.RECOMMENDED: "Audit"}
+_JSON_TYPE = {bool: "boolean", int: "number", str: "string"}
+
+
+# --- JMESPath text ---------------------------------------------------------------------
+
+
+def _no_braces(text: str) -> str:
+    """JSON text without `{`, `}` or backticks, which would end a Kyverno `{{ }}` variable or a literal."""
+    return text.replace("{", "\\u007b").replace("}", "\\u007d").replace("`", "\\u0060")
+
+
+def literal(value: object) -> str:
+    """A JMESPath literal for JSON data."""
+    return "`" + _no_braces(json.dumps(value, sort_keys=True, ensure_ascii=False)) + "`"
+
+
+def path(root: str, parts: tuple[str, ...]) -> str:
+    """`root."a"."b"`: quoted identifiers, so any field name is safe."""
+    return root + "".join("." + _no_braces(json.dumps(part, ensure_ascii=False)) for part in parts)
+
+
+def variable(expression: str) -> str:
+    return "{{ " + expression + " }}"
+
+
+def autogen_names(rule_id: str, controllers: tuple[str, ...]) -> list[str]:
+    """The rules Kyverno's autogen adds for these controllers (names cut to 63 characters, as Kyverno does)."""
+    names = []
+    if set(controllers) - {"CronJob"}:
+        names.append(f"autogen-{rule_id}"[:63])
+    if "CronJob" in controllers:
+        names.append(f"autogen-cronjob-{rule_id}"[:63])
+    return names
+
+
+def controllers_of(rule: ir.ResolvedRule) -> tuple[str, ...]:
+    return tuple(t.kind for t in rule.targets if t.kind != "Pod")
+
+
+# Where the pod spec is in a Pod; autogen rewrites `request.object.spec` for the controllers.
+POD_SPEC = "request.object.spec"
+OWN_METADATA = 'request.object."metadata"'
+# The object's API group as our semantics read it: the part before `/` of a two-part apiVersion.
+API_GROUP = "to_string(request.object.apiVersion) | split(@, '/') | (length(@) == `2` && [0]) || ''"
+
+
+@dataclass(frozen=True)
+class KyvernoLowering:
+    """One method per IR node; a node without one is refused with `UnsupportedError`."""
+
+    rule: ir.ResolvedRule
+
+    def unsupported(self, node: object, loc: ir.Loc, why: str) -> UnsupportedError:
+        return UnsupportedError(rule=self.rule.id, construct=type(node).__name__, backend=BACKEND, loc=loc, why=why)
+
+    def _dispatch(self, node: object, check: ir.Check, *args: Any) -> Any:
+        method = getattr(self, f"lower_{type(node).__name__}", None)
+        if method is None:
+            raise self.unsupported(node, check.loc, "no Kyverno lowering for this node")
+        return method(node, check, *args)
+
+    def foreach(self) -> list[dict[str, Any]]:
+        """One foreach entry per check; consecutive pattern entries over the same subjects are merged."""
+        entries: list[dict[str, Any]] = []
+        for check in self.rule.rule.checks:
+            entry: dict[str, Any] = {"list": self._dispatch(check.subject, check)}
+            waived = self._container_waivers(check)
+            if waived:
+                entry["preconditions"] = {"all": [{"key": variable(waived), "operator": "Equals", "value": False}]}
+            entry.update(self._dispatch(check.predicate, check))
+            if entries and "pattern" in entry and "pattern" in entries[-1]:
+                merged = _merge_entries(entries[-1], entry)
+                if merged is not None:
+                    entries[-1] = merged
+                    continue
+            entries.append(entry)
+        return entries
+
+    # --- subjects: the foreach list, keeping only JSON objects ---------------------------
+
+    def lower_EachContainer(self, node: ir.EachContainer, check: ir.Check) -> str:
+        lists = ", ".join(_no_braces(json.dumps(name)) for name in node.lists)
+        return f"{POD_SPEC}.[{lists}][?type(@) == 'array'][] | [?type(@) == 'object']"
+
+    def lower_PodSpec(self, node: ir.PodSpec, check: ir.Check) -> str:
+        return f"[{POD_SPEC}] | [?type(@) == 'object']"
+
+    def lower_EachVolume(self, node: ir.EachVolume, check: ir.Check) -> str:
+        # Every entry is a volume, as in the reference; Kyverno skips null entries, which
+        # comply with every predicate that accepts an unset value (others are refused).
+        return f"{POD_SPEC}.volumes[*]"
+
+    # --- references: a JMESPath value, null when unset ---------------------------------
+
+    def _value(self, ref: ir.Ref, check: ir.Check) -> str:
+        return self._dispatch(ref, check)
+
+    def lower_FieldRef(self, node: ir.FieldRef, check: ir.Check) -> str:
+        return path("element", node.path)
+
+    def lower_EffectiveRef(self, node: ir.EffectiveRef, check: ir.Check) -> str:
+        if not isinstance(check.subject, ir.EachContainer):
+            raise self.unsupported(node, check.loc, "an effective value needs a container subject")
+        container = path("element", node.container_path)
+        pod = path(POD_SPEC, node.pod_path)
+        return f"([{container}, {pod}][?@ != `null`] | [0])"
+
+    # --- predicates: a per-element pattern, or deny conditions on the violation -----------
+
+    def _deny(self, violation: str) -> dict[str, Any]:
+        return {"deny": {"conditions": {"any": [{"key": variable(violation), "operator": "Equals", "value": True}]}}}
+
+    def _pattern(self, ref: ir.Ref, leaf: object) -> dict[str, Any]:
+        assert isinstance(ref, ir.FieldRef)
+        pattern: Any = leaf
+        for part in reversed(ref.path):
+            pattern = {part: pattern}
+        return {"pattern": pattern}
+
+    def _pattern_exact(self, ref: ir.Ref, check: ir.Check) -> bool:
+        """A per-element pattern needs a plain field of an object subject and anchor-free keys."""
+        return (isinstance(ref, ir.FieldRef) and isinstance(check.subject, ir.EachContainer)
+                and all(_plain_key(part) for part in ref.path))
+
+    def lower_Equals(self, node: ir.Equals, check: ir.Check) -> dict[str, Any]:
+        if isinstance(node.value, bool) and self._pattern_exact(node.ref, check):
+            return self._pattern(node.ref, node.value)
+        self._refuse_null_volumes(node, check)
+        return self._deny(f"{self._value(node.ref, check)} != {literal(node.value)}")
+
+    def lower_NotEquals(self, node: ir.NotEquals, check: ir.Check) -> dict[str, Any]:
+        v = self._value(node.ref, check)
+        return self._deny(f"{v} != `null` && ({_type_is_not(v, _JSON_TYPE[type(node.value)])} || {v} == {literal(node.value)})")
+
+    def lower_OneOf(self, node: ir.OneOf, check: ir.Check) -> dict[str, Any]:
+        self._refuse_null_volumes(node, check)
+        v = self._value(node.ref, check)
+        return self._deny(f"{_type_is_not(v, 'string')} || {self._by_selection(node.values, check, lambda vals: f'!contains({vals}, {v})')}")
+
+    def lower_NoneOf(self, node: ir.NoneOf, check: ir.Check) -> dict[str, Any]:
+        v = self._value(node.ref, check)
+        member = self._by_selection(node.values, check, lambda vals: f"contains({vals}, {v})")
+        return self._deny(f"{v} != `null` && ({_type_is_not(v, 'string')} || {member})")
+
+    def lower_ListContains(self, node: ir.ListContains, check: ir.Check) -> dict[str, Any]:
+        self._refuse_null_volumes(node, check)
+        v = self._value(node.ref, check)
+        return self._deny(f"{_type_is_not(v, 'array')} || !contains({v}, {literal(node.value)})")
+
+    def lower_ListSubsetOf(self, node: ir.ListSubsetOf, check: ir.Check) -> dict[str, Any]:
+        v = self._value(node.ref, check)
+        outside = self._by_selection(node.allowed, check, lambda vals: f"length({v}[?!contains({vals}, @)]) > `0`")
+        return self._deny(f"{v} != `null` && ({_type_is_not(v, 'array')} || {outside})")
+
+    def lower_Present(self, node: ir.Present, check: ir.Check) -> dict[str, Any]:
+        if self._pattern_exact(node.ref, check):
+            return self._pattern(node.ref, "*")
+        self._refuse_null_volumes(node, check)
+        return self._deny(f"{self._value(node.ref, check)} == `null`")
+
+    def _refuse_null_volumes(self, node: object, check: ir.Check) -> None:
+        """Kyverno's foreach skips a null volume entry, which violates a predicate that needs a set value."""
+        if isinstance(check.subject, ir.EachVolume):
+            raise self.unsupported(node, check.loc, "Kyverno's foreach skips null volume entries, which this predicate would reject")
+
+    # --- exemptions encoded in the rule --------------------------------------------------
+
+    def _selects(self, exemption: ir.Exemption, check: ir.Check) -> str:
+        """JMESPath: this exemption selects the object (and, for container rules, the container)."""
+        terms = []
+        if exemption.namespaces:
+            terms.append(f"contains({literal(list(exemption.namespaces))}, request.namespace || 'default')")
+        if exemption.names:
+            terms.append(f"contains({literal(list(exemption.names))}, {path(OWN_METADATA, ('name',))})")
+        terms.extend(f"{path(OWN_METADATA, ('labels', key))} == {literal(value)}" for key, value in exemption.labels)
+        if exemption.containers:
+            if not isinstance(check.subject, ir.EachContainer):
+                raise self.unsupported(exemption, exemption.loc, "container-scoped exemption on a check that is not per container")
+            terms.append(f"contains({literal(list(exemption.containers))}, element.name || '')")
+        return "(" + " && ".join(terms) + ")" if terms else "`true`"
+
+    def _container_waivers(self, check: ir.Check) -> str:
+        """JMESPath true when a container-scoped waiver removes this element; '' when there is none."""
+        waivers = [e for e in self.rule.waivers if e.containers]
+        return " || ".join(self._selects(e, check) for e in waivers)
+
+    def _by_selection(self, values: ir.Values, check: ir.Check, body: Callable[[str], str]) -> str:
+        """`body(values)`, with a list parameter widened by exactly the widenings that select.
+
+        Each combination of selecting widenings gets its own literal list, so membership never
+        depends on an expression evaluated inside a JMESPath filter (where only the item is visible).
+        """
+        if not isinstance(values, ir.Param):
+            return body(literal(list(values)))
+        base = self.rule.rule.param(values.name)
+        widenings = [e for e in self.rule.widenings if values.name in dict(e.allow)]
+        if len(widenings) > MAX_WIDENINGS:
+            raise self.unsupported(values, check.loc, f"more than {MAX_WIDENINGS} widenings of one parameter")
+        if not widenings:
+            return body(literal(list(base)))
+        selections = [self._selects(e, check) for e in widenings]
+        alternatives = []
+        for chosen in itertools.product((True, False), repeat=len(widenings)):
+            allowed = list(base)
+            for selected, exemption in zip(chosen, widenings):
+                if selected:
+                    allowed += [v for v in dict(exemption.allow)[values.name] if v not in allowed]
+            guard = " && ".join(s if selected else f"!{s}" for selected, s in zip(chosen, selections))
+            alternatives.append(f"({guard} && {body(literal(allowed))})")
+        return "(" + " || ".join(alternatives) + ")"
+
+
+def _type_is_not(value: str, json_type: str) -> str:
+    return f"type({value}) != '{json_type}'"
+
+
+def _plain_key(key: str) -> bool:
+    """A pattern key Kyverno reads literally: no anchor syntax, no wildcard."""
+    return not re.match(r"^[+<=X^]?\(.*\)$", key) and not _WILDCARDS.search(key)
+
+
+def _merge_patterns(a: Any, b: Any) -> Any | None:
+    """The conjunction of two patterns as one, or None when a leaf is set twice."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        merged = dict(a)
+        for key, value in b.items():
+            if key in merged:
+                sub = _merge_patterns(merged[key], value)
+                if sub is None:
+                    return None
+                merged[key] = sub
+            else:
+                merged[key] = value
+        return merged
+    return None
+
+
+def _merge_entries(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any] | None:
+    if {k: v for k, v in a.items() if k != "pattern"} != {k: v for k, v in b.items() if k != "pattern"}:
+        return None
+    pattern = _merge_patterns(a["pattern"], b["pattern"])
+    return None if pattern is None else {**a, "pattern": pattern}
+
+
+# --- YAML text ---------------------------------------------------------------------------
+
+_PLAIN = re.compile(r"^[A-Za-z][A-Za-z0-9_./-]*$")
+_YAML_WORDS = {"y", "n", "yes", "no", "on", "off", "true", "false", "null"}
+
+
+def _scalar(value: object) -> str:
+    """A YAML scalar: plain when unambiguous, else JSON (which YAML reads back identically)."""
+    if isinstance(value, str) and _PLAIN.match(value) and value.lower() not in _YAML_WORDS:
+        return value
+    return json.dumps(value, ensure_ascii=False)
+
+
+def to_yaml(value: Any, indent: int = 0) -> str:
+    """Block-style YAML for JSON data; every scalar and key is escaped by `_scalar`."""
+    pad = " " * indent
+    if isinstance(value, dict) and value:
+        lines = []
+        for key, item in value.items():
+            if isinstance(item, (dict, list)) and item:
+                lines.append(f"{pad}{_scalar(key)}:\n{to_yaml(item, indent + 2)}")
+            else:
+                lines.append(f"{pad}{_scalar(key)}: {_scalar(item) if not isinstance(item, (dict, list)) else json.dumps(item)}")
+        return "\n".join(lines)
+    if isinstance(value, list) and value:
+        lines = []
+        for item in value:
+            text = to_yaml(item, indent + 2) if isinstance(item, (dict, list)) and item else pad + "  " + _scalar(item)
+            lines.append(f"{pad}- {text[len(pad) + 2:]}")
+        return "\n".join(lines)
+    return pad + (json.dumps(value) if isinstance(value, (dict, list)) else _scalar(value))
+
+
+# --- documents -------------------------------------------------------------------------
+
+
+def _message(rule: ir.ResolvedRule) -> str:
+    """The violation message; `{{` would start a Kyverno variable, so it is broken up."""
+    text = "; ".join(describe.predicate(c.predicate) for c in rule.rule.checks)
+    return f"{rule.id}: {text}. Fix: {rule.rule.fix}".replace("{{", "{ {")
+
+
+def _preconditions(rule: ir.ResolvedRule) -> dict[str, Any]:
+    """Only the kinds of the right API group: autogen matches controllers by kind alone.
+
+    `contains` compares exactly; `AnyIn` would read a `*` in the object's apiVersion as a wildcard.
+    """
+    workloads = literal([f"{t.kind}:{t.group}" for t in rule.targets])
+    key = variable(f"contains({workloads}, join(':', [to_string(request.object.kind), ({API_GROUP})]))")
+    return {"all": [{"key": key, "operator": "Equals", "value": True}]}
+
+
+def _exemption_note(e: ir.Exemption) -> str:
+    return f"{e.reason} (owner {e.owner}, ticket {e.ticket}, expires {e.expires.isoformat()}; {e.loc})"
+
+
+def policy_document(rule: ir.ResolvedRule, policy_set: ir.PolicySet) -> dict[str, Any]:
+    """The ClusterPolicy of one rule, as JSON data."""
+    if not any(t.kind == "Pod" for t in rule.targets):
+        raise UnsupportedError(rule=rule.id, construct="PodTarget", backend=BACKEND, loc=rule.rule.loc,
+                               why="rules are written for Pods and extended to controllers by autogen; a rule without Pod has none")
+    annotations = {
+        "policies.kyverno.io/title": rule.rule.title,
+        "policies.kyverno.io/category": policy_set.title,
+        "policies.kyverno.io/severity": _SEVERITY[rule.level],
+        "policies.kyverno.io/subject": "Pod",
+        "policies.kyverno.io/minversion": MIN_VERSION,
+        "policies.kyverno.io/description": f"{rule.rule.rationale} {rule.rule.fix}.",
+    }
+    controllers = controllers_of(rule)
+    if set(controllers) != set(DEFAULT_CONTROLLERS):
+        annotations[AUTOGEN_ANNOTATION] = ",".join(controllers) or "none"
+    for e in rule.exemptions:
+        if e.is_widening or e.containers:
+            annotations[f"exemptions.kupe.cloud/{e.id}"] = _exemption_note(e)
+    validate = {
+        "failureAction": _ACTION[rule.level],
+        "message": _message(rule),
+        "foreach": KyvernoLowering(rule).foreach(),
+    }
+    return {
+        "apiVersion": "kyverno.io/v1",
+        "kind": "ClusterPolicy",
+        "metadata": {"name": rule.id, "annotations": annotations},
+        "spec": {
+            "background": True,
+            "rules": [{
+                "name": rule.id,
+                "match": {"any": [{"resources": {"kinds": ["Pod"]}}]},
+                "preconditions": _preconditions(rule),
+                "validate": validate,
+            }],
+        },
+    }
+
+
+def exception_document(exemption: ir.Exemption, rules: list[ir.ResolvedRule]) -> dict[str, Any]:
+    """A PolicyException skipping the rules (and their autogen rules) for the objects the waiver selects."""
+    for value in (*exemption.names, *(v for pair in exemption.labels for v in pair)):
+        if _WILDCARDS.search(value):
+            raise UnsupportedError(rule=rules[0].id, construct="Exemption", backend=BACKEND, loc=exemption.loc,
+                                   why=f"Kyverno reads {value!r} as a wildcard")
+    resources: dict[str, Any] = {"kinds": sorted({t.kind for r in rules for t in r.targets})}
+    if exemption.namespaces:
+        resources["namespaceSelector"] = {"matchExpressions": [
+            {"key": NAMESPACE_LABEL, "operator": "In", "values": list(exemption.namespaces)}]}
+    if exemption.names:
+        resources["names"] = list(exemption.names)
+    if exemption.labels:
+        resources["selector"] = {"matchLabels": dict(exemption.labels)}
+    return {
+        "apiVersion": "kyverno.io/v2",
+        "kind": "PolicyException",
+        "metadata": {
+            "name": exemption.id,
+            "namespace": EXCEPTION_NAMESPACE,
+            "annotations": {
+                "exemptions.kupe.cloud/reason": exemption.reason,
+                "exemptions.kupe.cloud/owner": exemption.owner,
+                "exemptions.kupe.cloud/ticket": exemption.ticket,
+                "exemptions.kupe.cloud/expires": exemption.expires.isoformat(),
+            },
+        },
+        "spec": {
+            "exceptions": [{"policyName": r.id, "ruleNames": [r.id, *autogen_names(r.id, controllers_of(r))]} for r in rules],
+            "match": {"any": [{"resources": resources}]},
+        },
+    }
+
+
+_MODELS: dict[tuple[str, str], type[pydantic.BaseModel]] = {
+    ("kyverno.io/v1", "ClusterPolicy"): kyverno_v1.ClusterPolicy,
+    ("kyverno.io/v2", "PolicyException"): kyverno_v2.PolicyException,
+}
+
+
+def _differences(expected: Any, actual: Any, where: str = "") -> list[str]:
+    if isinstance(expected, dict) and isinstance(actual, dict):
+        out = [f"{where}.{k}" for k in expected.keys() ^ actual.keys()]
+        for key in expected.keys() & actual.keys():
+            out += _differences(expected[key], actual[key], f"{where}.{key}")
+        return out
+    if isinstance(expected, list) and isinstance(actual, list) and len(expected) == len(actual):
+        return [d for i, (a, b) in enumerate(zip(expected, actual)) for d in _differences(a, b, f"{where}[{i}]")]
+    return [] if expected == actual and type(expected) is type(actual) else [where or "."]
+
+
+def validate_strictly(document: dict[str, Any], where: str) -> None:
+    """Validate against the CRD model and reject anything it would drop or coerce.
+
+    The cloudcoil models ignore unknown fields (pydantic's default), so the document must
+    survive a round trip through the model unchanged: an unknown field is dropped and shows.
+    """
+    model = _MODELS.get((document.get("apiVersion"), document.get("kind")))
+    if model is None:
+        raise ArtifactError(f"{where}: unexpected {document.get('apiVersion')} {document.get('kind')}")
+    try:
+        parsed = model.model_validate(document)
+    except pydantic.ValidationError as error:
+        raise ArtifactError(f"{where}: does not validate as {document['kind']}: {error}") from None
+    dumped = parsed.model_dump(mode="json", by_alias=True, exclude_unset=True)
+    bad = _differences(document, dumped)
+    if bad:
+        raise ArtifactError(f"{where}: {document['kind']} fields unknown to Kyverno's CRD or coerced: {', '.join(sorted(bad))}")
+
+
+def parse_back(files: dict[str, str], documents: dict[str, dict[str, Any]]) -> None:
+    """Every file parses as YAML to exactly what was meant, and validates against Kyverno's CRDs."""
+    for name, text in sorted(files.items()):
+        try:
+            parsed = yaml.safe_load(text)
+        except yaml.YAMLError as error:
+            raise ArtifactError(f"{name}: generated YAML does not parse: {error}") from None
+        if parsed != documents[name]:
+            raise ArtifactError(f"{name}: generated YAML reads back differently from what was rendered")
+        if name.endswith("kustomization.yaml"):
+            continue
+        validate_strictly(parsed, name)
+
+
+class KyvernoBackend(Backend):
+    name = BACKEND
+    title = f"Kyverno {MIN_VERSION[:4]}+ (ClusterPolicy, PolicyException)"
+
+    def compile(self, program: ir.Program) -> dict[str, str]:
+        sets = {ps.id: ps for ps in program.policy_sets}
+        files: dict[str, str] = {}
+        documents: dict[str, dict[str, Any]] = {}
+
+        def add(name: str, template: str, source: ir.Loc, document: dict[str, Any]) -> None:
+            documents[name] = document
+            files[name] = render(template, source=str(source), body=Safe(to_yaml(document)))
+
+        for rule in program.rules:
+            add(f"kyverno/policies/{rule.id}.yaml", "kyverno/document.yaml.j2", rule.rule.loc,
+                policy_document(rule, sets[rule.rule.policy_set]))
+        for exemption in program.exemptions:
+            waived = [r for r in program.rules if exemption in r.waivers and not exemption.containers]
+            if waived:
+                add(f"kyverno/exceptions/{exemption.id}.yaml", "kyverno/document.yaml.j2", exemption.loc,
+                    exception_document(exemption, waived))
+        resources = sorted(name.removeprefix("kyverno/") for name in files)
+        documents["kyverno/kustomization.yaml"] = {
+            "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization", "resources": resources}
+        files["kyverno/kustomization.yaml"] = render(
+            "kyverno/kustomization.yaml.j2",
+            sources=", ".join(sorted({ps.loc.file for ps in program.policy_sets} | {e.loc.file for e in program.exemptions})),
+            resources=resources,
+        )
+        parse_back(files, documents)
+        return dict(sorted(files.items()))

@@ -1,0 +1,68 @@
+"""The Kyverno backend evaluated by the Kyverno emulator (proven on Kyverno's own test cases).
+
+Every compiled ClusterPolicy is evaluated against the object with every compiled
+PolicyException, as `kyverno apply` or the admission webhook would. The namespace's labels
+are the ones Kubernetes always sets (`kubernetes.io/metadata.name`), with a manifest without
+a namespace in `default`, as kubectl would create it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from conformance.engines import kyverno as engine
+
+from . import Adapter, AdapterError
+
+_VERDICT = {"Enforce": "deny", "Audit": "audit"}
+
+
+def rule_id(policy: str, rule: str) -> str:
+    """Our rule id (the policy's name) from a Kyverno result of the rule or one of its autogen rules."""
+    if rule not in (policy, f"autogen-{policy}"[:63], f"autogen-cronjob-{policy}"[:63]):
+        raise AdapterError(f"policy {policy} reported unexpected rule {rule}")
+    return policy
+
+
+class KyvernoAdapter(Adapter):
+    backend = "kyverno"
+    engine = "Kyverno emulator (conformance/engines/kyverno)"
+
+    def __init__(self, artifacts: dict[str, str]) -> None:
+        self.policies: list[dict[str, Any]] = []
+        self.exceptions: list[dict[str, Any]] = []
+        for path, text in sorted(artifacts.items()):
+            if not (path.startswith("kyverno/") and path.endswith(".yaml")) or path.endswith("kustomization.yaml"):
+                continue
+            document = yaml.safe_load(text)
+            kind = document.get("kind")
+            if kind == "ClusterPolicy":
+                self.policies.append(document)
+            elif kind == "PolicyException":
+                self.exceptions.append(document)
+            else:
+                raise AdapterError(f"{path}: unexpected kind {kind}")
+        if not self.policies:
+            raise AdapterError("no ClusterPolicy among the Kyverno artifacts")
+
+    def evaluate(self, obj: dict[str, Any]) -> dict[str, str]:
+        metadata = obj.get("metadata") or {}
+        namespace = "" if obj.get("kind") == "Namespace" else metadata.get("namespace") or "default"
+        labels = {"kubernetes.io/metadata.name": namespace} if namespace else {}
+        verdicts: dict[str, str] = {}
+        for policy in self.policies:
+            for result in engine.evaluate(policy, obj, operation="CREATE", exceptions=self.exceptions, namespace_labels=labels):
+                if result.result == "error":
+                    raise AdapterError(f"{result.policy}/{result.rule}: {result.message}")
+                if result.result in ("pass", "skip"):
+                    continue
+                if result.result != "fail" or result.action not in _VERDICT:
+                    raise AdapterError(f"{result.policy}/{result.rule}: unexpected result {result.result} ({result.action})")
+                rule = rule_id(result.policy, result.rule)
+                verdict = _VERDICT[result.action]
+                if verdicts.get(rule, verdict) != verdict:
+                    raise AdapterError(f"rule {rule} both denies and audits")
+                verdicts[rule] = verdict
+        return verdicts
