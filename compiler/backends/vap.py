@@ -1,0 +1,182 @@
+"""Kubernetes ValidatingAdmissionPolicy backend: per rule one policy and one binding, plus a kustomization.
+
+Output (under out/): `vap/<rule>.yaml` holding an `admissionregistration.k8s.io/v1`
+ValidatingAdmissionPolicy and its ValidatingAdmissionPolicyBinding, and `vap/kustomization.yaml`.
+
+Matching: VAP has no autogen, so `matchConstraints.resourceRules` name Pods and every pod
+controller of `ResolvedRule.targets` with its API group (all versions, CREATE and UPDATE), with
+`matchPolicy: Exact` because an object of another API group is no workload (docs/semantics.md);
+the CEL (compiler.lang.cel) finds the pod spec per kind. `failurePolicy: Fail`: an expression
+that errors is a failure, never a silent pass. Required rules bind with `[Deny]`, recommended
+rules with `[Audit, Warn]`. Violation messages come from `messageExpression` and name the
+failing containers (or volumes).
+
+Exemptions, each expressed where it is exact:
+- a waiver of whole namespaces (`Exemption.namespace_wide`) excludes them natively with
+  `matchConstraints.namespaceSelector` on the `kubernetes.io/metadata.name` label, which the API
+  server sets on every Namespace, so it is the request namespace;
+- any other waiver that covers the whole object (namespace / name / label criteria, no
+  containers) is a `matchCondition` that is false for what it selects: the policy is skipped;
+- waivers scoped to containers and widenings of list parameters cannot be matchConditions (they
+  apply per container), so they are CEL constants inside the validations, with one
+  `variables.selected_<exemption>` per exemption for its object-level criteria. Constants rather
+  than a params resource: exemptions are fixed at compile time (expired ones are dropped then),
+  a params object would need its own kind, a `paramRef` and `parameterNotFoundAction` handling,
+  and each policy stays self-contained and reviewable.
+
+Parse-back: every file must parse as YAML; every object must validate in strict mode (unknown
+fields rejected) against the Kubernetes 1.30 OpenAPI schema, the first release with
+admissionregistration.k8s.io/v1 ValidatingAdmissionPolicy, via `kubernetes-validate`; every CEL
+expression must compile with the CEL C++ runtime (cel-expr-python) declaring only what the API
+server gives (`object`, `oldObject`, `request`, `namespaceObject`, `variables`, the strings and
+optional extensions; no `variables` in matchConditions).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import kubernetes_validate
+import yaml
+from cel_expr_python import cel
+from cel_expr_python.ext import ext_optional, ext_strings
+
+from .. import ir
+from ..errors import ArtifactError
+from ..lang.cel import CelLowering
+from ..render import Safe, render
+from . import Backend
+
+KUBERNETES_VERSION = "1.30"
+API_VERSION = "admissionregistration.k8s.io/v1"
+RULE_LABEL = "policy.kupe.cloud/rule"
+_VALIDATION_ACTIONS = {ir.Level.REQUIRED: ["Deny"], ir.Level.RECOMMENDED: ["Audit", "Warn"]}
+_MAX_MATCH_CONDITIONS = 64
+_QUALIFIED_NAME = re.compile(r"([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?")
+_CEL_IDENTIFIER = re.compile(r"[_a-zA-Z][_a-zA-Z0-9]*")
+
+
+def policy_name(rule_id: str) -> str:
+    return f"kupe-{rule_id}"
+
+
+class VapBackend(Backend):
+    name = "vap"
+    title = "Kubernetes ValidatingAdmissionPolicy (admissionregistration.k8s.io/v1)"
+
+    def compile(self, program: ir.Program) -> dict[str, str]:
+        files = {f"vap/{rule.id}.yaml": self._rule_file(rule) for rule in program.rules}
+        files["vap/kustomization.yaml"] = render(
+            "vap/kustomization.yaml.j2",
+            sources=", ".join(sorted({str(ps.loc.file) for ps in program.policy_sets})),
+            resources=sorted(path.removeprefix("vap/") for path in files),
+        )
+        parse_back(files)
+        return files
+
+    def _rule_file(self, rule: ir.ResolvedRule) -> str:
+        whole_namespaces = [e for e in rule.waivers if e.namespace_wide]
+        whole_objects = [e for e in rule.waivers if not e.namespace_wide and not e.containers]
+        per_container = tuple(e for e in rule.waivers if e.containers)
+        lowering = CelLowering(rule, self.name, inline_waivers=per_container)
+        lowered = lowering.lower()  # generated CEL, its literals escaped by compiler.lang.cel: Safe
+        return render(
+            "vap/rule.yaml.j2",
+            source=str(rule.rule.loc),
+            rule_id=rule.id,
+            level=rule.level.value,
+            title=rule.rule.title,
+            name=policy_name(rule.id),
+            rule_label=RULE_LABEL,
+            actions=_VALIDATION_ACTIONS[rule.level],
+            resource_rules=[{"apiGroups": [t.group], "apiVersions": ["*"], "operations": ["CREATE", "UPDATE"],
+                             "resources": [t.resource]} for t in rule.targets],
+            excluded_namespaces={
+                "ids": ", ".join(e.id for e in whole_namespaces),
+                "values": sorted({ns for e in whole_namespaces for ns in e.namespaces}),
+            },
+            match_conditions=[{
+                "name": f"waiver.policy.kupe.cloud/{e.id}",
+                "comment": f"waiver {e.id} ({e.loc}): {e.reason}",
+                "expression": Safe(f"!({lowering.selects_object(e)})"),
+            } for e in whole_objects],
+            variables=[{"name": v.name, "comment": v.comment, "expression": Safe(v.expression)} for v in lowered.variables],
+            validations=[{
+                "comment": v.comment,
+                "expression": Safe(v.expression),
+                "message": v.message,
+                "message_expression": Safe(v.message_expression) if v.message_expression else None,
+            } for v in lowered.validations],
+        )
+
+
+# --- parse-back -------------------------------------------------------------------------------
+
+
+def _cel_env(variables: tuple[str, ...]) -> cel.Env:
+    return cel.NewEnv(variables={name: cel.Type.DYN for name in variables},
+                      extensions=[ext_strings.ExtStrings(), ext_optional.ExtOptional()])
+
+
+def _compile_cel(env: cel.Env, path: str, where: str, expression: str) -> None:
+    try:
+        env.compile(expression)
+    except RuntimeError as error:
+        message = " ".join(str(error).split())
+        raise ArtifactError(f"{path}: {where}: CEL does not compile: {message}") from None
+
+
+def _check_policy(path: str, policy: dict[str, Any], with_variables: cel.Env, without_variables: cel.Env) -> None:
+    """What the OpenAPI schema cannot say: CEL compiles, names are valid, limits hold."""
+    spec = policy["spec"]
+    conditions = spec.get("matchConditions") or []
+    if len(conditions) > _MAX_MATCH_CONDITIONS:
+        raise ArtifactError(f"{path}: {len(conditions)} matchConditions, the API server allows {_MAX_MATCH_CONDITIONS}")
+    for condition in conditions:
+        if not _QUALIFIED_NAME.fullmatch(condition["name"]):
+            raise ArtifactError(f"{path}: matchCondition name {condition['name']!r} is not a qualified name")
+        _compile_cel(without_variables, path, f"matchCondition {condition['name']}", condition["expression"])
+    for variable in spec.get("variables") or []:
+        if not _CEL_IDENTIFIER.fullmatch(variable["name"]):
+            raise ArtifactError(f"{path}: variable name {variable['name']!r} is not a CEL identifier")
+        _compile_cel(with_variables, path, f"variable {variable['name']}", variable["expression"])
+    for index, validation in enumerate(spec.get("validations") or []):
+        _compile_cel(with_variables, path, f"validation {index}", validation["expression"])
+        if "messageExpression" in validation:
+            _compile_cel(with_variables, path, f"validation {index} messageExpression", validation["messageExpression"])
+
+
+def parse_back(files: dict[str, str]) -> None:
+    """Parse every file, validate every object against the Kubernetes schema (strict), compile every CEL expression."""
+    base = ("object", "oldObject", "request", "namespaceObject")
+    with_variables, without_variables = _cel_env((*base, "variables")), _cel_env(base)
+    policies: set[str] = set()
+    bound: dict[str, str] = {}
+    for path, text in sorted(files.items()):
+        try:
+            documents = [d for d in yaml.safe_load_all(text) if d is not None]
+        except yaml.YAMLError as error:
+            raise ArtifactError(f"{path}: generated YAML does not parse: {error}") from None
+        if path == "vap/kustomization.yaml":
+            resources = documents[0].get("resources") if len(documents) == 1 else None
+            if resources != sorted(p.removeprefix("vap/") for p in files if p != path):
+                raise ArtifactError(f"{path}: resources do not list exactly the generated files")
+            continue
+        for document in documents:
+            if not isinstance(document, dict) or document.get("apiVersion") != API_VERSION:
+                raise ArtifactError(f"{path}: expected {API_VERSION} objects only")
+            try:
+                kubernetes_validate.validate(document, KUBERNETES_VERSION, strict=True)
+            except kubernetes_validate.ValidationError as error:
+                raise ArtifactError(f"{path}: {document['kind']} is invalid for Kubernetes {KUBERNETES_VERSION}: "
+                                    f"{error.message} at {'/'.join(map(str, error.path))}") from None
+            if document["kind"] == "ValidatingAdmissionPolicy":
+                policies.add(document["metadata"]["name"])
+                _check_policy(path, document, with_variables, without_variables)
+            elif document["kind"] == "ValidatingAdmissionPolicyBinding":
+                bound[document["spec"]["policyName"]] = path
+            else:
+                raise ArtifactError(f"{path}: unexpected kind {document['kind']}")
+    if policies != set(bound):
+        raise ArtifactError(f"policies without a binding or bindings without a policy: {sorted(policies ^ set(bound))}")

@@ -1,0 +1,316 @@
+"""Lowering of a rule's checks to CEL, shared by the engines that evaluate Kubernetes CEL.
+
+ValidatingAdmissionPolicy uses it now; Gatekeeper's `K8sNativeValidation` engine can reuse it,
+which is why where the inputs come from is configurable (`CelSources`): the admitted object,
+the request namespace, the rule's list parameters (inlined as constants, or read from an
+expression such as `variables.params`), and which waivers are applied inside the expressions
+(the rest being left to the caller, e.g. VAP matchConditions).
+
+The lowering yields named variables (`variables.<name>`) and validations; semantics
+(docs/semantics.md) are expressed exactly:
+- null is unset: the API server drops nulls before admission, so a field is read as
+  `x.?a.?b.orValue(null)` (`?.` because a missing key is an evaluation error in CEL, not false);
+- a value of the wrong JSON type never complies: every comparison is guarded by `type(v) == T`;
+- `EffectiveRef` is the container's value `.or()` the pod's;
+- cost stays linear in containers and volumes: each check is one `filter` over a list variable.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .. import describe, ir
+from ..errors import UnsupportedError
+
+_TYPE_TESTS: dict[type, str] = {bool: "type({v}) == bool", int: "(type({v}) == int || type({v}) == double)",
+                                str: "type({v}) == string"}
+
+
+_IDENTIFIER = re.compile(r"[_a-zA-Z][_a-zA-Z0-9]*")
+# CEL's reserved words; Kubernetes escapes such field names (`__namespace__`), which we do not emit.
+_RESERVED = frozenset("false in null true as break const continue else for function if import let loop "
+                      "package namespace return var void while".split())
+
+
+def literal(value: ir.Scalar | list[str]) -> str:
+    """A CEL literal for a bool, int, string or list of strings.
+
+    Strings are ASCII only (`\\uXXXX` / `\\UXXXXXXXX` escapes), so no character in generated
+    code can break the YAML block scalar it is written into.
+    """
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        return '"' + "".join(_char(c) for c in value) + '"'
+    return "[" + ", ".join(literal(item) for item in value) + "]"
+
+
+def _char(c: str) -> str:
+    if c in '\\"':
+        return "\\" + c
+    if " " <= c <= "~":
+        return c
+    return f"\\u{ord(c):04x}" if ord(c) <= 0xFFFF else f"\\U{ord(c):08x}"
+
+
+def identifier(name: str) -> str:
+    """A CEL identifier for an id like `cilium-agent-net-admin` (ids are `[a-z][a-z0-9-]*`)."""
+    return name.replace("-", "_")
+
+
+@dataclass(frozen=True)
+class CelSources:
+    """Where the lowered expressions find their inputs (VAP defaults)."""
+
+    object: str = "object"
+    namespace: str = "request.namespace"  # the request namespace, a string
+    params: str | None = None  # a map of list params; None inlines the rule's values as constants
+    variables: str = "variables"
+
+
+@dataclass(frozen=True)
+class Variable:
+    name: str
+    expression: str
+    comment: str
+
+
+@dataclass(frozen=True)
+class Validation:
+    expression: str
+    message: str  # static fallback
+    message_expression: str | None  # names the failing containers or volumes
+    comment: str
+
+
+@dataclass(frozen=True)
+class Lowered:
+    variables: tuple[Variable, ...]
+    validations: tuple[Validation, ...]
+
+
+@dataclass(frozen=True)
+class CelLowering:
+    """One method per IR node; a node without a method is refused with `UnsupportedError`.
+
+    `inline_waivers` are the waivers applied inside the validations (a waived container or
+    subject complies); widenings are always applied inline, per container.
+    """
+
+    rule: ir.ResolvedRule
+    backend: str
+    sources: CelSources = CelSources()
+    inline_waivers: tuple[ir.Exemption, ...] = ()
+
+    def unsupported(self, node: object, loc: ir.Loc, why: str = "") -> UnsupportedError:
+        return UnsupportedError(rule=self.rule.id, construct=type(node).__name__, backend=self.backend, loc=loc, why=why)
+
+    def var(self, name: str) -> str:
+        return f"{self.sources.variables}.{name}"
+
+    def lower(self) -> Lowered:
+        """The variables and the validations (one per check) of the rule."""
+        variables: dict[str, Variable] = {}
+        for variable in self._pod_spec_variables():
+            variables[variable.name] = variable
+        for exemption in self._inline_exemptions():
+            name = f"selected_{identifier(exemption.id)}"
+            variables[name] = Variable(name, self.selects_object(exemption),
+                                       f"exemption {exemption.id} ({exemption.loc}) selects this object")
+        validations = []
+        for check in self.rule.rule.checks:
+            method = getattr(self, f"lower_{type(check.subject).__name__}", None)
+            if method is None:
+                raise self.unsupported(check.subject, check.loc, "no CEL lowering for this subject")
+            needed, validation = method(check.subject, check)
+            for variable in needed:
+                variables.setdefault(variable.name, variable)
+            validations.append(validation)
+        return Lowered(tuple(variables.values()), tuple(validations))
+
+    # --- where the pod spec is ----------------------------------------------------------
+
+    def _pod_spec_variables(self) -> list[Variable]:
+        obj = self.sources.object
+        chain = "null"
+        for target in reversed(self.rule.targets):
+            group_test = (f"!{obj}.apiVersion.contains('/')" if not target.group
+                          else f"{obj}.apiVersion.startsWith({literal(target.group + '/')})")
+            path = "".join(f".?{part}" for part in target.pod_spec_path)
+            chain = f"{obj}.kind == {literal(target.kind)} && {group_test}\n  ? {obj}{path}.orValue(null)\n  : {chain}"
+        raw = self.var("podSpecValue")
+        return [
+            Variable("podSpecValue", chain, "where each workload kind keeps its pod spec (an API group that differs is no workload)"),
+            Variable("podSpec", f"type({raw}) == map ? {raw} : null", "the pod spec, or null: then nothing is checked"),
+        ]
+
+    def _list_variable(self, name: str, fields: tuple[str, ...], comment: str) -> Variable:
+        spec = self.var("podSpec")
+        parts = " +\n  ".join(f"{spec}.?{field}.orValue([])" for field in fields)
+        return Variable(name, f"{spec} == null ? [] : (\n  {parts}\n).filter(x, type(x) == map)", comment)
+
+    # --- references: a value expression that is null when unset ---------------------------
+
+    def _value(self, ref: ir.Ref, x: str, check: ir.Check) -> str:
+        method = getattr(self, f"lower_{type(ref).__name__}", None)
+        if method is None:
+            raise self.unsupported(ref, check.loc, "no CEL lowering for this reference")
+        paths = (ref.container_path, ref.pod_path) if isinstance(ref, ir.EffectiveRef) else (ref.path,)
+        for part in (part for path in paths for part in path):
+            if not _IDENTIFIER.fullmatch(part) or part in _RESERVED:
+                raise self.unsupported(ref, check.loc, f"field name {part!r} is not a plain CEL identifier "
+                                                       "(Kubernetes would need it escaped)")
+        return method(ref, x)
+
+    def lower_FieldRef(self, ref: ir.FieldRef, x: str) -> str:
+        return f"{x}{_path(ref.path)}.orValue(null)"
+
+    def lower_EffectiveRef(self, ref: ir.EffectiveRef, x: str) -> str:
+        return f"{x}{_path(ref.container_path)}.or({self.var('podSpec')}{_path(ref.pod_path)}).orValue(null)"
+
+    def _values(self, values: ir.Values, check: ir.Check, name: str) -> str:
+        """A list literal, or a list param widened by the exemptions that select this subject."""
+        if not isinstance(values, ir.Param):
+            return literal(list(values))
+        if self.sources.params is None:
+            base = literal(list(self.rule.rule.param(values.name)))
+        else:
+            base = f"{self.sources.params}[{literal(values.name)}]"
+        widened = [f"({self.selects(e, name)} ? {literal(list(dict(e.allow)[values.name]))} : [])"
+                   for e in self.rule.widenings if values.name in dict(e.allow)]
+        return " + ".join([base, *widened])
+
+    # --- predicates: a CEL condition under which subject `x` complies ----------------------
+
+    def _complies(self, check: ir.Check, x: str, name: str) -> str:
+        method = getattr(self, f"lower_{type(check.predicate).__name__}", None)
+        if method is None:
+            raise self.unsupported(check.predicate, check.loc, "no CEL lowering for this predicate")
+        return method(check.predicate, check, x, name)
+
+    def _typed(self, v: str, value: ir.Scalar) -> str:
+        return _TYPE_TESTS[type(value)].format(v=v)
+
+    def lower_Equals(self, node: ir.Equals, check: ir.Check, x: str, name: str) -> str:
+        v = self._value(node.ref, x, check)
+        return f"{self._typed(v, node.value)} && {v} == {literal(node.value)}"
+
+    def lower_NotEquals(self, node: ir.NotEquals, check: ir.Check, x: str, name: str) -> str:
+        v = self._value(node.ref, x, check)
+        return f"{v} == null || {self._typed(v, node.value)} && {v} != {literal(node.value)}"
+
+    def lower_OneOf(self, node: ir.OneOf, check: ir.Check, x: str, name: str) -> str:
+        v = self._value(node.ref, x, check)
+        return f"type({v}) == string && {v} in {self._values(node.values, check, name)}"
+
+    def lower_NoneOf(self, node: ir.NoneOf, check: ir.Check, x: str, name: str) -> str:
+        v = self._value(node.ref, x, check)
+        return f"{v} == null || type({v}) == string && !({v} in {self._values(node.values, check, name)})"
+
+    def lower_ListContains(self, node: ir.ListContains, check: ir.Check, x: str, name: str) -> str:
+        v = self._value(node.ref, x, check)
+        return f"type({v}) == list && {literal(node.value)} in {v}"
+
+    def lower_ListSubsetOf(self, node: ir.ListSubsetOf, check: ir.Check, x: str, name: str) -> str:
+        v = self._value(node.ref, x, check)
+        allowed = self._values(node.allowed, check, name)
+        return f"{v} == null || type({v}) == list && {v}.all(item, item in {allowed})"
+
+    def lower_Present(self, node: ir.Present, check: ir.Check, x: str, name: str) -> str:
+        return f"{self._value(node.ref, x, check)} != null"
+
+    # --- subjects: the validation that iterates them ---------------------------------------
+
+    def _each(self, check: ir.Check, items: str, noun: str, selected_name: str) -> tuple[list[Variable], Validation]:
+        """A variable listing the names of the failing items (one pass over the list), and a
+        validation that it is empty, whose message names them.
+
+        `selected_name` is what exemptions scoped to containers compare with: the container's
+        name for containers, '' for anything else (as the Rego reference does).
+        """
+        name = self._failing_name(check)
+        expression = (f"{items}.filter(x, !(\n  {self._complies_or_waived(check, 'x', selected_name)}\n))"
+                      ".map(x, x.?name.orValue(''))")
+        failing = Variable(name, expression, f"the {noun}s failing: {self._comment(check)}")
+        return [failing], Validation(
+            expression=f"size({self.var(name)}) == 0",
+            message=self._message(check),
+            message_expression=f"{literal(f'{self.rule.id}: {noun} ')} + {self.var(name)}.join(', ') + "
+                               f"{literal(': ' + self._text(check))}",
+            comment=self._comment(check),
+        )
+
+    def _failing_name(self, check: ir.Check) -> str:
+        """`failing_<field>`, unique within the rule (checks of one field are numbered)."""
+        ref = check.predicate.ref
+        path = ref.container_path if isinstance(ref, ir.EffectiveRef) else ref.path
+        name = "failing_" + "_".join(path)
+        same = [c for c in self.rule.rule.checks if c.predicate.ref == ref]
+        return name if len(same) == 1 else f"{name}_{same.index(check)}"
+
+    def _complies_or_waived(self, check: ir.Check, x: str, name: str) -> str:
+        complies = self._complies(check, x, name)
+        waived = [self.selects(e, name) for e in self.inline_waivers]
+        return "\n  || ".join([f"({complies})" if waived else complies, *waived])
+
+    def lower_EachContainer(self, node: ir.EachContainer, check: ir.Check) -> tuple[list[Variable], Validation]:
+        name = "containers" if node.lists == ir.CONTAINER_LISTS else "And".join(
+            [node.lists[0], *(part[:1].upper() + part[1:] for part in node.lists[1:])])
+        variable = self._list_variable(name, node.lists, "the containers of " + ", ".join(node.lists))
+        needed, validation = self._each(check, self.var(name), "container", "x.?name.orValue('')")
+        return [variable, *needed], validation
+
+    def lower_EachVolume(self, node: ir.EachVolume, check: ir.Check) -> tuple[list[Variable], Validation]:
+        variable = self._list_variable("volumes", ("volumes",), "the volumes of the pod spec")
+        needed, validation = self._each(check, self.var("volumes"), "volume", literal(""))
+        return [variable, *needed], validation
+
+    def lower_PodSpec(self, node: ir.PodSpec, check: ir.Check) -> tuple[list[Variable], Validation]:
+        spec = self.var("podSpec")
+        return [], Validation(
+            expression=f"{spec} == null\n|| {self._complies_or_waived(check, spec, literal(''))}",
+            message=self._message(check),
+            message_expression=None,
+            comment=self._comment(check),
+        )
+
+    def _comment(self, check: ir.Check) -> str:
+        return f"{describe.subject(check.subject)}: {describe.predicate(check.predicate)} ({check.loc})"
+
+    def _text(self, check: ir.Check) -> str:
+        return f"{describe.predicate(check.predicate)}. Fix: {self.rule.rule.fix}"
+
+    def _message(self, check: ir.Check) -> str:
+        return f"{self.rule.id}: {self._text(check)}"
+
+    # --- exemptions ------------------------------------------------------------------------
+
+    def _inline_exemptions(self) -> list[ir.Exemption]:
+        return [*self.inline_waivers, *self.rule.widenings]
+
+    def selects_object(self, exemption: ir.Exemption) -> str:
+        """The exemption's namespace, name and label criteria, on the object (true when none)."""
+        obj = self.sources.object
+        terms = []
+        if exemption.namespaces:
+            terms.append(f"{self.sources.namespace} in {literal(list(exemption.namespaces))}")
+        if exemption.names:
+            terms.append(f"{obj}.?metadata.?name.orValue('') in {literal(list(exemption.names))}")
+        terms += [f"{obj}.?metadata.?labels[?{literal(key)}] == optional.of({literal(value)})"
+                  for key, value in exemption.labels]
+        return " && ".join(terms) or "true"
+
+    def selects(self, exemption: ir.Exemption, name: str) -> str:
+        """The exemption selects the object and, when it names containers, the container `name`."""
+        selected = self.var(f"selected_{identifier(exemption.id)}")
+        if not exemption.containers:
+            return selected
+        return f"({selected} && {name} in {literal(list(exemption.containers))})"
+
+
+def _path(path: ir.FieldPath) -> str:
+    return "".join(f".?{part}" for part in path)
+

@@ -1,0 +1,76 @@
+"""The VAP backend evaluated by the ValidatingAdmissionPolicy emulator (conformance.engines.vap).
+
+Every compiled policy is admitted with each of its bindings, as the API server would on CREATE
+and on UPDATE (the same object as old and new), in the object's namespace (`default` when it
+names none, as `admission_request` defaults it). A failed validation under a `Deny` binding is
+`deny`; under `Audit`/`Warn` only it is `audit`. An evaluation or configuration error is an
+`AdapterError`, never a pass: with `failurePolicy: Fail` the API server would reject it.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import version
+from typing import Any
+
+import yaml
+
+from ..engines.vap import Decision, admit
+from . import Adapter, AdapterError, admission_request
+
+RULE_LABEL = "policy.kupe.cloud/rule"
+_OPERATIONS = ("CREATE", "UPDATE")
+
+
+class VapAdapter(Adapter):
+    backend = "vap"
+    engine = f"VAP emulator (conformance.engines.vap) on cel-expr-python {version('cel-expr-python')} (CEL C++)"
+
+    def __init__(self, artifacts: dict[str, str]) -> None:
+        policies: dict[str, dict[str, Any]] = {}
+        bindings: list[dict[str, Any]] = []
+        for path, text in sorted(artifacts.items()):
+            if not path.startswith("vap/") or path == "vap/kustomization.yaml":
+                continue
+            for document in yaml.safe_load_all(text):
+                if document["kind"] == "ValidatingAdmissionPolicy":
+                    policies[document["metadata"]["name"]] = document
+                elif document["kind"] == "ValidatingAdmissionPolicyBinding":
+                    bindings.append(document)
+        self.pairs: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
+        for binding in bindings:
+            policy = policies.get(binding["spec"]["policyName"])
+            if policy is None:
+                raise AdapterError(f"binding {binding['metadata']['name']} names no compiled policy")
+            rule = (policy["metadata"].get("labels") or {}).get(RULE_LABEL)
+            if not rule:
+                raise AdapterError(f"policy {policy['metadata']['name']} has no {RULE_LABEL} label")
+            self.pairs.append((rule, policy, binding))
+
+    def _admit(self, obj: dict[str, Any], operation: str) -> dict[str, str]:
+        ns = admission_request(obj)["namespace"] or "default"
+        namespace = {"apiVersion": "v1", "kind": "Namespace",
+                     "metadata": {"name": ns, "labels": {"kubernetes.io/metadata.name": ns}}}
+        verdicts: dict[str, str] = {}
+        for rule, policy, binding in self.pairs:
+            decision = admit(policy, binding, obj, operation=operation, namespace=namespace,
+                             old_object=obj if operation == "UPDATE" else None)
+            verdict = _verdict(rule, decision)
+            if verdict == "deny" or (verdict == "audit" and verdicts.get(rule) != "deny"):
+                verdicts[rule] = verdict
+        return verdicts
+
+    def evaluate(self, obj: dict[str, Any]) -> dict[str, str]:
+        create, update = (self._admit(obj, operation) for operation in _OPERATIONS)
+        if create != update:
+            raise AdapterError(f"CREATE gives {create}, UPDATE gives {update}")
+        return create
+
+
+def _verdict(rule: str, decision: Decision) -> str:
+    if decision.error is not None or decision.ignored_errors:
+        raise AdapterError(f"rule {rule}: the policy fails to evaluate: {decision.error or decision.ignored_errors[0]}")
+    if decision.denied:
+        return "deny"
+    if any({"Audit", "Warn"} & set(r.actions) for r in decision.results):
+        return "audit"
+    return "pass"
