@@ -136,7 +136,7 @@ class GatekeeperBackend(Backend):
     title = "OPA Gatekeeper (ConstraintTemplate v1 + Constraint)"
 
     def compile(self, program: ir.Program) -> dict[str, str]:
-        self._check_unique_kinds(program)
+        self._check_names(program)
         files: dict[str, str] = {}
         for rule in program.rules:
             files[f"gatekeeper/templates/{rule.id}.yaml"] = self._template(rule)
@@ -145,14 +145,16 @@ class GatekeeperBackend(Backend):
         parse_back(files)
         return files
 
-    def _check_unique_kinds(self, program: ir.Program) -> None:
-        """Two rule ids that differ only in dashes or case would share one template name."""
+    def _check_names(self, program: ir.Program) -> None:
+        """A template name is the plural of a CRD (a DNS label of at most 63), unique per rule."""
         seen: dict[str, ir.ResolvedRule] = {}
         for rule in program.rules:
-            other = seen.setdefault(template_name(rule.id), rule)
-            if other is not rule:
-                raise UnsupportedError(rule=rule.id, construct="rule id", backend=self.name, loc=rule.rule.loc,
-                                       why=f"its template name {template_name(rule.id)!r} is also rule {other.id!r}'s")
+            name = template_name(rule.id)
+            other = seen.setdefault(name, rule)
+            if other is not rule or len(name) > 63:
+                why = f"its template name {name!r} is also rule {other.id!r}'s" if other is not rule else \
+                    f"its template name {name!r} is longer than the 63 characters of a CRD name"
+                raise UnsupportedError(rule=rule.id, construct="rule id", backend=self.name, loc=rule.rule.loc, why=why)
 
     def _template(self, rule: ir.ResolvedRule) -> str:
         return render(
