@@ -43,11 +43,19 @@ def program(rule: ir.Rule, *exemptions: ir.Exemption, audit_action: ir.AuditActi
 
 
 def compiled(prog: ir.Program) -> dict[str, object]:
-    return {path: yaml.safe_load(text) for path, text in GatekeeperBackend().compile(prog).items()}
+    """Each file's object, or its list of objects when it holds several."""
+    docs = {path: list(yaml.safe_load_all(text)) for path, text in GatekeeperBackend().compile(prog).items()}
+    return {path: objects[0] if len(objects) == 1 else objects for path, objects in docs.items()}
 
 
 def constraint_of(docs: dict[str, object], rule_id: str = "restrict-added-capabilities") -> dict:
     return docs[f"gatekeeper/constraints/{rule_id}.yaml"]  # type: ignore[return-value]
+
+
+def pod(namespace: str, container: str = "c", add: tuple[str, ...] = ("NET_ADMIN",)) -> dict:
+    sc = {"capabilities": {"add": list(add)}}
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": namespace},
+            "spec": {"containers": [{"name": container, "securityContext": sc}]}}
 
 
 def template_of(docs: dict[str, object], rule_id: str = "restrict-added-capabilities") -> dict:
@@ -110,35 +118,66 @@ def test_narrower_waivers_and_widenings_travel_in_parameters() -> None:
 def test_exemptions_take_effect_in_the_emulator() -> None:
     widening = exemption("cilium", namespaces=("cilium",), containers=("agent",), allow=(("allowed_capabilities", ("NET_ADMIN",)),))
     adapter = GatekeeperAdapter(GatekeeperBackend().compile(program(container_rule(), widening, exemption("sys", namespaces=("kube-system",)))))
-
-    def pod(namespace: str, container: str) -> dict:
-        sc = {"capabilities": {"add": ["NET_ADMIN"]}}
-        return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": namespace},
-                "spec": {"containers": [{"name": container, "securityContext": sc}]}}
-
     assert adapter.evaluate(pod("cilium", "agent")) == {}
     assert adapter.evaluate(pod("cilium", "other")) == {"restrict-added-capabilities": "deny"}
     assert adapter.evaluate(pod("kube-system", "other")) == {}
     assert adapter.evaluate(pod("default", "agent")) == {"restrict-added-capabilities": "deny"}
 
 
+def staged_program(*exemptions: ir.Exemption) -> ir.Program:
+    rule = replace(container_rule(level=ir.Level.RECOMMENDED), enforced_in=("payments", "billing"))
+    prog = program(rule, *exemptions, audit_action=ir.AuditAction.WARN)
+    return replace(prog, rules=(replace(prog.rules[0], enforced_in=rule.enforced_in),))
+
+
+def test_staged_rule_denies_in_its_stage_and_audits_elsewhere_with_two_constraints() -> None:
+    docs = compiled(staged_program(exemption("sys", namespaces=("kube-system",))))
+    enforced, audited = constraint_of(docs)  # type: ignore[misc]
+    assert (enforced["metadata"]["name"], enforced["spec"]["enforcementAction"]) == ("restrict-added-capabilities-enforced", "deny")
+    assert enforced["spec"]["match"]["namespaces"] == ["billing", "payments"]
+    assert enforced["spec"]["match"]["excludedNamespaces"] == ["kube-system"]
+    assert (audited["metadata"]["name"], audited["spec"]["enforcementAction"]) == ("restrict-added-capabilities", "warn")
+    assert "namespaces" not in audited["spec"]["match"]
+    assert audited["spec"]["match"]["excludedNamespaces"] == ["billing", "kube-system", "payments"]
+    assert enforced["spec"]["parameters"] == audited["spec"]["parameters"]
+    rego = template_of(docs)["spec"]["targets"][0]["rego"]
+    assert 'enforced_in := ["billing", "payments"]' in rego and 'level := "required" if {' in rego
+
+
+def test_staged_rule_verdicts_in_the_emulator() -> None:
+    adapter = GatekeeperAdapter(GatekeeperBackend().compile(staged_program(exemption("sys", namespaces=("kube-system",)))))
+    assert adapter.evaluate(pod("payments")) == {"restrict-added-capabilities": "deny"}
+    assert adapter.evaluate(pod("default")) == {"restrict-added-capabilities": "audit"}
+    assert adapter.evaluate(pod("kube-system")) == {}
+    assert adapter.evaluate(pod("payments", add=("NET_BIND_SERVICE",))) == {}
+
+
+def test_a_stage_gatekeeper_would_read_as_a_glob_is_refused() -> None:
+    prog = staged_program()
+    prog = replace(prog, rules=(replace(prog.rules[0], enforced_in=("team-*",)),))
+    with pytest.raises(UnsupportedError, match="enforced_in"):
+        GatekeeperBackend().compile(prog)
+
+
 _READ = re.compile(r'object\.get\(input\.parameters, "([a-z_]+)", \[\]\)')
 
 
-@pytest.mark.parametrize("source", ["synthetic", "policies"])
+@pytest.mark.parametrize("source", ["synthetic", "staged", "policies"])
 def test_schema_declares_exactly_the_parameters_the_rego_reads(source: str) -> None:
-    if source == "synthetic":
-        prog = program(container_rule(), exemption("w", namespaces=("a",), names=("b",)))
-    else:
-        prog = pipeline.build_program(ROOT / "policies", AS_OF)[0]
-    docs = compiled(prog)
+    prog = {
+        "synthetic": lambda: program(container_rule(), exemption("w", namespaces=("a",), names=("b",))),
+        "staged": staged_program,
+        "policies": lambda: pipeline.build_program(ROOT / "policies", AS_OF)[0],
+    }[source]()
+    files = GatekeeperBackend().compile(prog)
     for rule in prog.rules:
-        template = template_of(docs, rule.id)
+        template = yaml.safe_load(files[f"gatekeeper/templates/{rule.id}.yaml"])
         rego = template["spec"]["targets"][0]["rego"]
         declared = set(template["spec"]["crd"]["spec"]["validation"]["openAPIV3Schema"]["properties"])
         assert rego.count("input.parameters") == len(_READ.findall(rego)), "every read has the one recognised form"
         assert set(_READ.findall(rego)) == declared
-        assert set(constraint_of(docs, rule.id)["spec"]["parameters"]) == declared
+        for constraint in yaml.safe_load_all(files[f"gatekeeper/constraints/{rule.id}.yaml"]):
+            assert set(constraint["spec"]["parameters"]) == declared
 
 
 @dataclass(frozen=True)
@@ -172,6 +211,13 @@ def test_rule_ids_that_collide_as_template_names_are_refused() -> None:
     resolved = prog.rules + (replace(prog.rules[0], rule=second),)
     with pytest.raises(UnsupportedError, match="kuperunasroot"):
         GatekeeperBackend().compile(replace(prog, rules=resolved))
+
+
+def test_a_rule_parameter_named_like_the_exemption_parameters_is_refused() -> None:
+    rule = container_rule()
+    check = replace(rule.checks[0], predicate=replace(rule.checks[0].predicate, allowed=ir.Param("waivers")))
+    with pytest.raises(UnsupportedError, match="'waivers' would collide"):
+        GatekeeperBackend().compile(program(replace(rule, checks=(check,), params=(("waivers", ("X",)),))))
 
 
 def test_compiling_twice_gives_identical_bytes() -> None:

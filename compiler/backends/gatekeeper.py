@@ -16,6 +16,11 @@ Exemptions: namespace-wide waivers become the Constraint's `spec.match.excludedN
 Rego backend does. A parameter missing from a Constraint reads as an empty list (no waiver,
 nothing allowed), so a hand-edited Constraint fails closed.
 
+Staged enforcement (a recommended rule that already denies in `enforced_in` namespaces): the
+rule's one template gets two Constraints, `<rule>-enforced` (deny, `match.namespaces`) and
+`<rule>` (the audit action, those namespaces excluded). The split relies on the request's
+namespace, which every admission request for a workload carries.
+
 Layout under out/gatekeeper/: `templates/` and `constraints/` are separate kustomizations because
 a Constraint's CRD exists only once Gatekeeper has processed its template (see kustomization.yaml).
 """
@@ -45,6 +50,7 @@ FUTURE_KEYWORDS = ("contains", "every", "if", "in")
 SCHEMA_FILE = Path(__file__).resolve().parent.parent / "schemas" / "gatekeeper" / "gatekeeper.schema.json"
 _NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _STRINGS = {"type": "array", "items": {"type": "string"}}
+_EXEMPTION_PARAMETERS = frozenset({"waivers", "widenings"})
 
 
 def kind_name(rule_id: str) -> str:
@@ -77,14 +83,32 @@ def rego_waivers(rule: ir.ResolvedRule) -> list[ir.Exemption]:
     return [e for e in rule.waivers if not e.namespace_wide]
 
 
+def _namespace_names(rule: ir.ResolvedRule, names: tuple[str, ...], construct: str, loc: ir.Loc) -> list[str]:
+    """Names for match.namespaces / excludedNamespaces; one Gatekeeper would read as a glob is refused."""
+    for namespace in names:
+        if not _NAMESPACE.match(namespace):
+            raise UnsupportedError(rule=rule.id, construct=construct, backend="gatekeeper", loc=loc,
+                                   why=f"{namespace!r} is not a namespace name (Gatekeeper's match would read it as a pattern)")
+    return list(names)
+
+
 def excluded_namespaces(rule: ir.ResolvedRule) -> list[str]:
-    """Namespaces of namespace-wide waivers; a name Gatekeeper would read as a glob is refused."""
-    for exemption in native_waivers(rule):
-        for namespace in exemption.namespaces:
-            if not _NAMESPACE.match(namespace):
-                raise UnsupportedError(rule=rule.id, construct="Exemption", backend="gatekeeper", loc=exemption.loc,
-                                       why=f"namespace {namespace!r} is not a namespace name (excludedNamespaces would read it as a pattern)")
-    return sorted({ns for e in native_waivers(rule) for ns in e.namespaces})
+    """Namespaces of namespace-wide waivers, excluded from every Constraint of the rule."""
+    return sorted({ns for e in native_waivers(rule) for ns in _namespace_names(rule, e.namespaces, "Exemption", e.loc)})
+
+
+def staged_namespaces(rule: ir.ResolvedRule) -> list[str]:
+    return sorted(_namespace_names(rule, rule.enforced_in, "enforced_in", rule.rule.loc))
+
+
+def constraints(rule: ir.ResolvedRule) -> list[dict[str, Any]]:
+    """The rule's Constraints: one, or for a staged rule a denying one for the stage and an auditing one elsewhere."""
+    excluded, stage = excluded_namespaces(rule), staged_namespaces(rule)
+    if not stage:
+        return [{"name": rule.id, "action": enforcement_action(rule), "namespaces": [], "excluded": excluded, "staged_out": []}]
+    return [{"name": f"{rule.id}-enforced", "action": "deny", "namespaces": stage, "excluded": excluded, "staged_out": []},
+            {"name": rule.id, "action": rule.audit_action.value, "namespaces": [], "excluded": sorted({*excluded, *stage}),
+             "staged_out": stage}]
 
 
 def parameters(rule: ir.ResolvedRule) -> dict[str, Any]:
@@ -146,7 +170,7 @@ class GatekeeperBackend(Backend):
         return files
 
     def _check_names(self, program: ir.Program) -> None:
-        """A template name is the plural of a CRD (a DNS label of at most 63), unique per rule."""
+        """A template name is a CRD's plural (a DNS label of at most 63), unique per rule; parameter names stay apart."""
         seen: dict[str, ir.ResolvedRule] = {}
         for rule in program.rules:
             name = template_name(rule.id)
@@ -155,6 +179,10 @@ class GatekeeperBackend(Backend):
                 why = f"its template name {name!r} is also rule {other.id!r}'s" if other is not rule else \
                     f"its template name {name!r} is longer than the 63 characters of a CRD name"
                 raise UnsupportedError(rule=rule.id, construct="rule id", backend=self.name, loc=rule.rule.loc, why=why)
+            reserved = sorted(_EXEMPTION_PARAMETERS & {param for param, _ in rule.rule.params})
+            if reserved:
+                raise UnsupportedError(rule=rule.id, construct="Param", backend=self.name, loc=rule.rule.loc,
+                                       why=f"parameter {reserved[0]!r} would collide with the Constraint's exemption parameter")
 
     def _template(self, rule: ir.ResolvedRule) -> str:
         return render(
@@ -177,6 +205,7 @@ class GatekeeperBackend(Backend):
             source=str(rule.rule.loc),
             rule_id=rule.id,
             level=rule.level.value,
+            enforced_in=staged_namespaces(rule),
             title=rule.rule.title,
             package=Safe(template_name(rule.id)),
             keywords=[Safe(k) for k in FUTURE_KEYWORDS],
@@ -195,9 +224,8 @@ class GatekeeperBackend(Backend):
             level=rule.level.value,
             title=rule.rule.title,
             kind=kind_name(rule.id),
-            action=enforcement_action(rule),
+            constraints=constraints(rule),
             kinds=match_kinds(rule),
-            excluded=excluded_namespaces(rule),
             native_notes=[_exemption_note(e) for e in native_waivers(rule)],
             params=[(name, values[name]) for name, _ in rule.rule.params],
             waivers=[(_exemption_note(e), exemption_data(e)) for e in rego_waivers(rule)],
@@ -250,20 +278,21 @@ def _validate(path: str, document: dict[str, Any], validator: jsonschema.Draft20
         raise ArtifactError(f"{path}: {where}: {error.message}")
 
 
-def _load(files: dict[str, str]) -> dict[str, dict[str, Any]]:
+def _load(files: dict[str, str]) -> dict[str, list[dict[str, Any]]]:
+    """Every file's YAML documents (a staged rule's constraints file holds two)."""
     documents = {}
     for path, text in sorted(files.items()):
         try:
-            documents[path] = yaml.safe_load(text)
+            documents[path] = list(yaml.safe_load_all(text))
         except yaml.YAMLError as error:
             raise ArtifactError(f"{path}: generated YAML does not parse: {error}") from None
-        if not isinstance(documents[path], dict):
-            raise ArtifactError(f"{path}: generated YAML is not a mapping")
+        if not documents[path] or not all(isinstance(d, dict) for d in documents[path]):
+            raise ArtifactError(f"{path}: generated YAML is not a list of mappings")
     return documents
 
 
-def _check_kustomizations(documents: dict[str, dict[str, Any]]) -> None:
-    for path, document in documents.items():
+def _check_kustomizations(documents: dict[str, list[dict[str, Any]]]) -> None:
+    for path, (document, *_) in documents.items():
         if path.endswith("/kustomization.yaml"):
             folder = path.rsplit("/", 1)[0]
             for resource in document.get("resources", []):
@@ -307,14 +336,14 @@ def parse_back(files: dict[str, str]) -> None:
     """Parse every file, validate both objects against Gatekeeper's CRD structure, compile every template's Rego."""
     documents = _load(files)
     _check_kustomizations(documents)
-    for path, template in documents.items():
+    for path, templates in documents.items():
         if not path.startswith("gatekeeper/templates/") or path.endswith("/kustomization.yaml"):
             continue
-        constraint_path = path.replace("/templates/", "/constraints/", 1)
-        constraint = documents.get(constraint_path)
-        if constraint is None:
-            raise ArtifactError(f"{path}: no constraint {constraint_path}")
-        _validate(path, template, _validator("ConstraintTemplate"))
-        _validate(constraint_path, constraint, _validator("Constraint"))
-        _check_pair(constraint_path, template, constraint)
-        _check_rego(path, template, constraint)
+        constraints_path = path.replace("/templates/", "/constraints/", 1)
+        if len(templates) != 1 or constraints_path not in documents:
+            raise ArtifactError(f"{path}: expected one template, and its constraints in {constraints_path}")
+        _validate(path, templates[0], _validator("ConstraintTemplate"))
+        for constraint in documents[constraints_path]:
+            _validate(constraints_path, constraint, _validator("Constraint"))
+            _check_pair(constraints_path, templates[0], constraint)
+            _check_rego(path, templates[0], constraint)

@@ -3,7 +3,7 @@
 Each ConstraintTemplate is compiled once; every object is reviewed against every Constraint as
 the admission webhook would see it: the AdmissionRequest of `admission_request` (namespace
 defaulted to "default") and the request's Namespace, which Gatekeeper's namespace criteria
-(`excludedNamespaces`) judge.
+(`namespaces`, `excludedNamespaces`) judge.
 """
 
 from __future__ import annotations
@@ -17,13 +17,15 @@ from ..engines.gatekeeper import ConstraintTemplateEngine, EvaluationError, Matc
 from . import Adapter, AdapterError, admission_request
 
 _VERDICT = {"deny": "deny", "dryrun": "audit", "warn": "audit"}
+RULE_LABEL = "policy.kupe.cloud/rule"
 
 
-def _documents(artifacts: dict[str, str], folder: str) -> dict[str, dict[str, Any]]:
-    """Objects of one folder of out/gatekeeper, by file name, kustomizations left out."""
+def _objects(artifacts: dict[str, str], folder: str) -> list[dict[str, Any]]:
+    """Every object of one folder of out/gatekeeper, kustomizations left out."""
     prefix = f"gatekeeper/{folder}/"
-    return {path.removeprefix(prefix): yaml.safe_load(text) for path, text in sorted(artifacts.items())
-            if path.startswith(prefix) and not path.endswith("/kustomization.yaml")}
+    return [document for path, text in sorted(artifacts.items())
+            if path.startswith(prefix) and not path.endswith("/kustomization.yaml")
+            for document in yaml.safe_load_all(text)]
 
 
 def _namespace(request: dict[str, Any]) -> dict[str, Any] | None:
@@ -36,26 +38,30 @@ class GatekeeperAdapter(Adapter):
     engine = f"Gatekeeper emulator (regopy {regopy.__version__})"
 
     def __init__(self, artifacts: dict[str, str]) -> None:
-        templates = _documents(artifacts, "templates")
-        constraints = _documents(artifacts, "constraints")
-        if set(templates) != set(constraints):
-            raise AdapterError(f"templates and constraints differ: {sorted(set(templates) ^ set(constraints))}")
         try:
-            self.pairs = [(ConstraintTemplateEngine(templates[name]), constraints[name]) for name in sorted(templates)]
+            engines = {t["spec"]["crd"]["spec"]["names"]["kind"]: ConstraintTemplateEngine(t) for t in _objects(artifacts, "templates")}
         except TemplateError as error:
             raise AdapterError(f"Gatekeeper would refuse a template: {error}") from None
+        constraints = _objects(artifacts, "constraints")
+        orphans = [c["metadata"]["name"] for c in constraints if c["kind"] not in engines]
+        if orphans:
+            raise AdapterError(f"constraints without a template: {orphans}")
+        self.pairs = [(engines[c["kind"]], c) for c in constraints]
 
     def evaluate(self, obj: dict[str, Any]) -> dict[str, str]:
         request = admission_request(obj)
         verdicts: dict[str, str] = {}
         for engine, constraint in self.pairs:
+            name, rule = constraint["metadata"]["name"], constraint["metadata"]["labels"][RULE_LABEL]
             try:
                 violations = engine.review_request(constraint, request, namespace=_namespace(request))
             except (EvaluationError, MatchError) as error:
-                raise AdapterError(f"{constraint['metadata']['name']}: {error}") from None
+                raise AdapterError(f"{name}: {error}") from None
             for violation in violations:
-                rule = violation.details.get("rule") if isinstance(violation.details, dict) else None
-                if rule != constraint["metadata"]["name"]:
-                    raise AdapterError(f"constraint {constraint['metadata']['name']} reported rule {rule!r}")
-                verdicts[rule] = _VERDICT[violation.enforcement_action]
+                reported = violation.details.get("rule") if isinstance(violation.details, dict) else None
+                if reported != rule:
+                    raise AdapterError(f"constraint {name} (rule {rule}) reported rule {reported!r}")
+                verdict = _VERDICT[violation.enforcement_action]
+                if verdicts.setdefault(rule, verdict) != verdict:
+                    raise AdapterError(f"rule {rule} both denies and audits")
         return verdicts
