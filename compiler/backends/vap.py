@@ -8,7 +8,8 @@ controller of `ResolvedRule.targets` with its API group (all versions, CREATE an
 `matchPolicy: Exact` because an object of another API group is no workload (docs/semantics.md);
 the CEL (compiler.lang.cel) finds the pod spec per kind. `failurePolicy: Fail`: an expression
 that errors is a failure, never a silent pass. Required rules bind with `[Deny]`, recommended
-rules with `[Audit, Warn]`. Violation messages come from `messageExpression` and name the
+rules with `[Audit, Warn]`; a recommended rule staged in some namespaces (`enforced_in`) gets a
+second binding, `[Deny]` in those namespaces only. Violation messages come from `messageExpression` and name the
 failing containers (or volumes).
 
 Exemptions, each expressed where it is exact:
@@ -89,7 +90,7 @@ class VapBackend(Backend):
             title=rule.rule.title,
             name=policy_name(rule.id),
             rule_label=RULE_LABEL,
-            actions=_VALIDATION_ACTIONS[rule.level],
+            bindings=_bindings(rule),
             resource_rules=[{"apiGroups": [t.group], "apiVersions": ["*"], "operations": ["CREATE", "UPDATE"],
                              "resources": [t.resource]} for t in rule.targets],
             excluded_namespaces={
@@ -109,6 +110,23 @@ class VapBackend(Backend):
                 "message_expression": Safe(v.message_expression) if v.message_expression else None,
             } for v in lowered.validations],
         )
+
+
+def _bindings(rule: ir.ResolvedRule) -> list[dict[str, Any]]:
+    """One binding by level; a staged rule (`enforced_in`) also denies in its stage namespaces.
+
+    The stage is split on the `kubernetes.io/metadata.name` namespace label: `[Deny]` in the
+    stage, `[Audit, Warn]` everywhere else, so each request is judged by exactly one binding.
+    """
+    name = policy_name(rule.id)
+    if not rule.enforced_in:
+        return [{"name": name, "actions": _VALIDATION_ACTIONS[rule.level], "stage": None}]
+    stage = sorted(rule.enforced_in)
+    return [
+        {"name": name, "actions": _VALIDATION_ACTIONS[rule.level], "stage": {"operator": "NotIn", "values": stage}},
+        {"name": f"{name}-enforced", "actions": _VALIDATION_ACTIONS[ir.Level.REQUIRED],
+         "stage": {"operator": "In", "values": stage}},
+    ]
 
 
 # --- parse-back -------------------------------------------------------------------------------

@@ -1,0 +1,219 @@
+"""CEL lowering: an input rule and the exact CEL it lowers to, then what that CEL decides.
+
+Expressions are evaluated with the conformance CEL layer (the CEL C++ runtime), which is what
+the VAP emulator runs; the compiler itself never imports it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from compiler import ir, passes
+from compiler.dsl import PolicySet, Required, containers, exempt, param, pod, volumes
+from compiler.errors import UnsupportedError
+from compiler.lang.cel import CelLowering, CelSources, Lowered, literal
+from conformance.engines.cel import CelEvaluator, to_cel
+
+
+def resolve(check: ir.Check | list[ir.Check], *exemptions: ir.Exemption, params: dict | None = None,
+            kinds: tuple[str, ...] = ("Pod", "CronJob")) -> ir.ResolvedRule:
+    ps = PolicySet("demo", title="Demo")
+    ps.rule("demo-rule", Required, title="t", rationale="r", fix="f", check=check, params=params, kinds=kinds)
+    return passes.resolve((ps.build(),), exemptions, dt.date(2026, 11, 1))[0].rules[0]
+
+
+def variables(lowered: Lowered) -> dict[str, str]:
+    return {v.name: v.expression for v in lowered.variables}
+
+
+def test_equals_on_a_container_field_is_typed_and_null_safe() -> None:
+    lowered = CelLowering(resolve(containers().field("securityContext.allowPrivilegeEscalation").equals(False)), "vap").lower()
+    assert variables(lowered)["failing_securityContext_allowPrivilegeEscalation"] == (
+        "variables.containers.filter(x, !(\n"
+        "  type(x.?securityContext.?allowPrivilegeEscalation.orValue(null)) == bool"
+        " && x.?securityContext.?allowPrivilegeEscalation.orValue(null) == false\n"
+        ")).map(x, x.?name.orValue(''))"
+    )
+    (validation,) = lowered.validations
+    assert validation.expression == "size(variables.failing_securityContext_allowPrivilegeEscalation) == 0"
+    assert validation.message_expression == (
+        '"demo-rule: container " + variables.failing_securityContext_allowPrivilegeEscalation.join(\', \')'
+        ' + ": securityContext.allowPrivilegeEscalation must be false. Fix: f"'
+    )
+
+
+def test_pod_spec_is_found_per_kind_and_api_group() -> None:
+    lowered = CelLowering(resolve(pod().field("hostPID").not_equals(True)), "vap").lower()
+    assert variables(lowered) == {
+        "podSpecValue": (
+            'object.kind == "Pod" && !object.apiVersion.contains(\'/\')\n'
+            "  ? object.?spec.orValue(null)\n"
+            '  : object.kind == "CronJob" && object.apiVersion.startsWith("batch/")\n'
+            "  ? object.?spec.?jobTemplate.?spec.?template.?spec.orValue(null)\n"
+            "  : null"
+        ),
+        "podSpec": "type(variables.podSpecValue) == map ? variables.podSpecValue : null",
+    }
+    (validation,) = lowered.validations
+    assert validation.expression == (
+        "variables.podSpec == null\n"
+        "|| variables.podSpec.?hostPID.orValue(null) == null"
+        " || type(variables.podSpec.?hostPID.orValue(null)) == bool && variables.podSpec.?hostPID.orValue(null) != true"
+    )
+    assert validation.message_expression is None
+
+
+@pytest.mark.parametrize(
+    ("check", "expected"),
+    [
+        (containers().field("a").one_of(["x", "y"]), 'type(x.?a.orValue(null)) == string && x.?a.orValue(null) in ["x", "y"]'),
+        (containers().field("a").none_of(["x"]),
+         'x.?a.orValue(null) == null || type(x.?a.orValue(null)) == string && !(x.?a.orValue(null) in ["x"])'),
+        (containers().field("a").contains("ALL"), 'type(x.?a.orValue(null)) == list && "ALL" in x.?a.orValue(null)'),
+        (containers().field("a").subset_of(["X"]),
+         'x.?a.orValue(null) == null || type(x.?a.orValue(null)) == list && x.?a.orValue(null).all(item, item in ["X"])'),
+        (containers().field("a").present(), "x.?a.orValue(null) != null"),
+        (containers().field("a").not_equals(0),
+         "x.?a.orValue(null) == null || (type(x.?a.orValue(null)) == int || type(x.?a.orValue(null)) == double)"
+         " && x.?a.orValue(null) != 0"),
+        (containers().effective("securityContext.runAsNonRoot").equals(True),
+         "type(x.?securityContext.?runAsNonRoot.or(variables.podSpec.?securityContext.?runAsNonRoot).orValue(null)) == bool"
+         " && x.?securityContext.?runAsNonRoot.or(variables.podSpec.?securityContext.?runAsNonRoot).orValue(null) == true"),
+    ],
+)
+def test_each_predicate_lowers_to_one_condition(check: ir.Check, expected: str) -> None:
+    lowering = CelLowering(resolve(check), "vap")
+    assert lowering._complies(check, "x", "x.?name.orValue('')") == expected
+
+
+def test_literals_are_ascii_cel_and_escape_quotes() -> None:
+    assert literal(['a"b\\c', "é\n😀"]) == r'["a\"b\\c", "\u00e9\u000a\U0001f600"]'
+    assert (literal(True), literal(0)) == ("true", "0")
+
+
+def test_sources_are_configurable_for_gatekeeper() -> None:
+    rule = resolve(containers().field("securityContext.capabilities.add").subset_of(param("caps")), params={"caps": ["A"]})
+    sources = CelSources(object="variables.anObject", namespace="variables.ns", params="variables.params", variables="variables")
+    lowered = CelLowering(rule, "gatekeeper", sources).lower()
+    assert 'variables.params["caps"]' in variables(lowered)["failing_securityContext_capabilities_add"]
+    assert "variables.anObject.kind" in variables(lowered)["podSpecValue"]
+
+
+def test_widenings_and_container_waivers_are_inline_constants() -> None:
+    widening = exempt("cni", rules=["demo-rule"], namespaces=["net"], labels={"app": "cni"}, containers=["agent"],
+                      allow={"caps": ["NET_ADMIN"]}, reason="r", ticket="T", expires="2027-01-01")
+    waiver = exempt("debug", rules=["demo-rule"], names=["dbg"], containers=["shell"], reason="r", ticket="T", expires="2027-01-01")
+    rule = resolve(containers().field("securityContext.capabilities.add").subset_of(param("caps")), widening, waiver,
+                   params={"caps": ["NET_BIND_SERVICE"]})
+    lowered = CelLowering(rule, "vap", inline_waivers=rule.waivers).lower()
+    names = variables(lowered)
+    assert names["selected_cni"] == 'request.namespace in ["net"] && object.?metadata.?labels[?"app"] == optional.of("cni")'
+    assert names["selected_debug"] == "object.?metadata.?name.orValue('') in [\"dbg\"]"
+    failing = names["failing_securityContext_capabilities_add"]
+    assert ('["NET_BIND_SERVICE"] + ((variables.selected_cni && x.?name.orValue(\'\') in ["agent"]) ? ["NET_ADMIN"] : [])'
+            in failing)
+    assert "\n  || (variables.selected_debug && x.?name.orValue('') in [\"shell\"])" in failing
+
+
+# --- what the CEL decides ----------------------------------------------------------------
+
+
+def decide(rule: ir.ResolvedRule, obj: dict[str, Any], namespace: str = "default") -> list[Any]:
+    """The failing names (or False for a failed pod check) of each validation, as the API server would compute them."""
+    evaluator = CelEvaluator(("object", "request", "variables"))
+    lowered = CelLowering(rule, "vap", inline_waivers=rule.waivers).lower()
+    values: dict[str, Any] = {}
+    base = {"object": to_cel(obj), "request": {"namespace": namespace}}
+
+    def run(expression: str) -> Any:  # variables keep their nulls, as in the API server
+        return evaluator.evaluate(expression, evaluator.bind({**base, "variables": values}, normalise=False))
+
+    for variable in lowered.variables:
+        values[variable.name] = run(variable.expression)
+    return [(run(v.message_expression) if v.message_expression else v.message)
+            for v in lowered.validations if run(v.expression) is not True]
+
+
+def a_pod(*containers_: dict[str, Any], **spec: Any) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": list(containers_), **spec}}
+
+
+@pytest.mark.parametrize(
+    ("container", "pod_context", "violates"),
+    [
+        ({}, {"runAsNonRoot": True}, False),
+        ({}, {}, True),
+        ({"runAsNonRoot": False}, {"runAsNonRoot": True}, True),
+        ({"runAsNonRoot": True}, {"runAsNonRoot": False}, False),
+        ({"runAsNonRoot": "true"}, {}, True),
+        ({"runAsNonRoot": None}, {"runAsNonRoot": True}, False),
+    ],
+)
+def test_effective_value_falls_back_to_the_pod_and_wrong_types_never_comply(
+        container: dict, pod_context: dict, violates: bool) -> None:
+    rule = resolve(containers().effective("securityContext.runAsNonRoot").equals(True))
+    obj = a_pod({"name": "app", "securityContext": container}, securityContext=pod_context)
+    expected = ["demo-rule: container app: securityContext.runAsNonRoot (or the pod's securityContext.runAsNonRoot "
+                "when the container leaves it unset) must be true. Fix: f"]
+    assert decide(rule, obj) == (expected if violates else [])
+
+
+def test_other_api_group_and_missing_pod_spec_never_violate() -> None:
+    rule = resolve(pod().field("hostPID").not_equals(True), kinds=("Deployment",))
+    deployment = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
+                  "spec": {"template": {"spec": {"hostPID": True, "containers": []}}}}
+    assert decide(rule, deployment) == ["demo-rule: hostPID must not be true. Fix: f"]
+    assert decide(rule, {**deployment, "apiVersion": "example.com/v1"}) == []
+    assert decide(rule, {**deployment, "spec": {}}) == []
+
+
+def test_messages_name_every_failing_container_and_volume() -> None:
+    rule = resolve([containers().field("securityContext.privileged").not_equals(True),
+                    volumes().field("hostPath.path").none_of(["/"])])
+    obj = a_pod({"name": "a", "securityContext": {"privileged": True}}, {"name": "b"},
+                {"name": "c", "securityContext": {"privileged": "yes"}},
+                volumes=[{"name": "root", "hostPath": {"path": "/"}}, {"name": "tmp", "emptyDir": {}}])
+    assert decide(rule, obj) == ["demo-rule: container a, c: securityContext.privileged must not be true. Fix: f",
+                                 'demo-rule: volume root: hostPath.path must not be one of ["/"]. Fix: f']
+
+
+def test_widening_applies_to_the_selected_container_only() -> None:
+    widening = exempt("cni", rules=["demo-rule"], namespaces=["net"], containers=["agent"],
+                      allow={"caps": ["NET_ADMIN"]}, reason="r", ticket="T", expires="2027-01-01")
+    rule = resolve(containers().field("securityContext.capabilities.add").subset_of(param("caps")), widening,
+                   params={"caps": ["NET_BIND_SERVICE"]})
+    add = {"securityContext": {"capabilities": {"add": ["NET_ADMIN"]}}}
+    obj = a_pod({"name": "agent", **add}, {"name": "sidecar", **add})
+    assert decide(rule, obj, "net") == [
+        "demo-rule: container sidecar: securityContext.capabilities.add may only hold the values of parameter caps. Fix: f"]
+    assert len(decide(rule, obj, "apps")) == 1 and "agent, sidecar" in decide(rule, obj, "apps")[0]
+
+
+# --- refusal -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Matches:
+    """A predicate no backend knows: stands for a construct CEL lowering cannot express."""
+
+    ref: ir.Ref
+    pattern: str
+
+
+def test_unknown_predicate_is_refused_naming_rule_construct_backend_and_line() -> None:
+    check = containers().field("image").present()
+    odd = ir.Check(check.subject, Matches(check.predicate.ref, "^registry/"), check.loc)  # type: ignore[arg-type]
+    with pytest.raises(UnsupportedError) as error:
+        CelLowering(resolve(odd), "vap").lower()
+    assert (error.value.rule, error.value.construct, error.value.backend) == ("demo-rule", "Matches", "vap")
+    assert str(error.value).startswith(f"{check.loc}:")
+
+
+def test_field_names_cel_cannot_select_plainly_are_refused() -> None:
+    check = containers().field("securityContext.namespace").present()
+    with pytest.raises(UnsupportedError, match="'namespace' is not a plain CEL identifier"):
+        CelLowering(resolve(check), "vap").lower()
