@@ -1,0 +1,182 @@
+"""Reading audit inputs file by file: manifests, `kubectl get -o yaml|json` dumps, AdmissionReviews, evidence.
+
+A directory is read recursively (*.yaml, *.yml, *.json). A file that cannot be read or parsed,
+and a document that is not a Kubernetes object, become a Problem with file:line; the run goes
+on. `List` and `*List` documents are flattened; an AdmissionReview contributes its
+`request.object`. Pods and pod controllers of the right API group are workloads; PolicyReports
+and Gatekeeper constraints are evidence (see `evidence`); any other object is skipped and counted.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from compiler import ir
+from compiler.passes import POD_TARGETS
+from conformance.yamlio import LineDict
+
+from . import evidence
+from .model import Problem, Violation, Workload
+
+SUFFIXES = (".yaml", ".yml", ".json")
+WORKLOAD_GROUPS = {target.kind: target.group for target in POD_TARGETS.values()}
+
+
+class _FastLineLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """yamlio's safe loader on libyaml when available: measured 0.29 ms per manifest instead of 1.9 ms.
+
+    Same guarantees as `conformance.yamlio`: safe construction only, mappings are LineDicts.
+    """
+
+
+def _line_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> LineDict:
+    mapping = LineDict(loader.construct_mapping(node, deep=True))
+    mapping.line = node.start_mark.line + 1
+    return mapping
+
+
+_FastLineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _line_mapping)
+
+
+@dataclass
+class Inputs:
+    """Everything read from the paths of one run."""
+
+    workloads: list[Workload] = field(default_factory=list)
+    evidence: list[Violation] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    skipped: Counter[str] = field(default_factory=Counter)  # non-workload kind → objects
+    files_read: int = 0
+    evidence_documents: int = 0
+    foreign_results: int = 0  # evidence about policies that are not kupe rules
+
+
+def files_under(paths: list[Path]) -> Iterator[Path | Problem]:
+    """Each file named, and every manifest file under each directory named, in a stable order."""
+    for path in paths:
+        if path.is_dir():
+            yield from sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES)
+        elif path.is_file():
+            yield path
+        else:
+            yield Problem(str(path), "no such file or directory")
+
+
+class _Unusable(Exception):
+    """A file that gives no documents at all, with the Problem to report."""
+
+    def __init__(self, where: str, message: str) -> None:
+        super().__init__(message)
+        self.problem = Problem(where, message)
+
+
+def load(path: Path) -> list[Any]:
+    """The documents of one YAML or JSON file (JSON is read as YAML, which keeps line numbers)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise _Unusable(str(path), f"cannot read: {error}") from None
+    try:
+        return [doc for doc in yaml.load_all(text, Loader=_FastLineLoader) if doc is not None]
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise _Unusable(f"{path}:{mark.line + 1}" if mark else str(path), f"invalid YAML/JSON: {problem}") from None
+
+
+def json_safe(value: Any) -> Any:
+    """Plain JSON values for the engines: LineDicts become dicts, YAML dates and timestamps ISO strings."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [json_safe(v) for v in value]
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)
+
+
+def _line(value: Any, default: int) -> int:
+    return value.line if isinstance(value, LineDict) and value.line else default
+
+
+def objects(doc: Any, where: str, line: int) -> Iterator[tuple[dict[str, Any], int] | Problem]:
+    """The objects a document holds: itself, a List's items, or an AdmissionReview's request.object."""
+    if not isinstance(doc, dict):
+        yield Problem(f"{where}:{line}", "not a Kubernetes object (expected a mapping with apiVersion and kind)")
+        return
+    line = _line(doc, line)
+    kind, api_version = doc.get("kind"), doc.get("apiVersion")
+    if not isinstance(kind, str) or not kind or not isinstance(api_version, str):
+        yield Problem(f"{where}:{line}", "not a Kubernetes object: apiVersion and kind must be strings")
+    elif kind == "AdmissionReview":
+        request = doc.get("request")
+        obj = request.get("object") if isinstance(request, dict) else None
+        if isinstance(obj, dict):
+            yield from objects(obj, where, line)
+        else:
+            yield Problem(f"{where}:{line}", "AdmissionReview without request.object")
+    elif kind.endswith("List") and "items" in doc:
+        items = doc.get("items")
+        if not isinstance(items, list):
+            yield Problem(f"{where}:{line}", f"{kind}: items must be a list")
+            return
+        item_kind = kind.removesuffix("List")
+        for item in items:
+            # The API's typed lists (PodList) leave kind and apiVersion out of their items.
+            if isinstance(item, dict) and item_kind and "kind" not in item:
+                filled = LineDict(item, kind=item_kind, apiVersion=item.get("apiVersion", api_version))
+                filled.line = _line(item, line)
+                item = filled
+            yield from objects(item, where, _line(item, line))
+    else:
+        yield doc, line
+
+
+def is_workload(obj: Mapping[str, Any]) -> bool:
+    """A Pod or pod controller of its own API group (an `example.com` Deployment is not a workload)."""
+    group = str(obj.get("apiVersion", "")).rpartition("/")[0]
+    return WORKLOAD_GROUPS.get(str(obj.get("kind"))) == group
+
+
+def read(paths: list[Path], rules: Mapping[str, ir.ResolvedRule]) -> Inputs:
+    """Read every file under `paths`; bad files and documents are Problems, never exceptions."""
+    inputs = Inputs()
+    for entry in files_under(paths):
+        if isinstance(entry, Problem):
+            inputs.problems.append(entry)
+            continue
+        shown = entry.as_posix()
+        try:
+            documents = load(entry)
+        except _Unusable as unusable:
+            inputs.problems.append(unusable.problem)
+            continue
+        inputs.files_read += 1
+        for document in documents:
+            for found in objects(document, shown, 1):
+                if isinstance(found, Problem):
+                    inputs.problems.append(found)
+                    continue
+                obj, line = found
+                if is_workload(obj):
+                    inputs.workloads.append(Workload(json_safe(obj), shown, line))
+                elif evidence.is_evidence(obj):
+                    inputs.evidence_documents += 1
+                    found_evidence = evidence.read(obj, shown, line, rules)
+                    inputs.evidence += found_evidence.violations
+                    inputs.problems += found_evidence.problems
+                    inputs.notes += found_evidence.notes
+                    inputs.foreign_results += found_evidence.foreign
+                else:
+                    inputs.skipped[str(obj["kind"])] += 1
+    return inputs

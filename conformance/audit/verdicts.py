@@ -1,0 +1,154 @@
+"""Verdicts for workloads from the backends' adapters, each backend compiled once per run.
+
+Engines are slow per object (rego-cpp evaluates the 11 shipped rules in about 8 ms, and the
+Rego adapter queries twice, as a manifest and as an AdmissionReview), so verdicts are cached by
+the object's *verdict key*: the part of the object that any rule or exemption of the program
+can read (docs/semantics.md):
+
+* `apiVersion` and `kind` (which rules apply, and where the pod spec is);
+* the namespace, the name and the labels that an exemption or a stage names; any other
+  namespace or name is replaced by one placeholder (no exemption selects it), and only the
+  label keys some exemption selects on are kept;
+* in the pod spec, the pod-level fields the checks read, and for every container list and
+  volume list the checks iterate, each item's checked fields (and container names when an
+  exemption names containers), in order.
+
+Every step of every path is kept exactly: a value that is not a mapping where the path goes on
+(`securityContext: "x"`), a missing key and a null are three different keys. Two objects with
+the same key are therefore judged alike by every engine that implements the semantics, and an
+engine that reads anything else is a backend bug the conformance suite is there to catch. Each
+distinct key is still evaluated by every chosen backend, so engine drift is found on real
+inputs. `tests/test_audit.py` pins the IR fields this key knows about.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from compiler import ir, pipeline
+from compiler.passes import POD_TARGETS
+
+from ..adapters import Adapter, AdapterError, all_adapters
+from .model import Disagreement, Violation, Workload
+
+Verdicts = dict[str, str]  # rule id → deny | audit, for violated rules
+Outcome = Verdicts | str  # or the adapter's error
+_OTHER = "\0other"  # a namespace or name no exemption names (cannot be a Kubernetes name)
+
+
+def _walk(value: Any, path: tuple[str, ...]) -> tuple[Any, ...]:
+    """The value at `path`, or exactly where and on what the walk stopped."""
+    for depth, part in enumerate(path):
+        if not isinstance(value, dict):
+            return ("stop", depth, value)
+        if part not in value:
+            return ("missing", depth)
+        value = value[part]
+    return ("value", value)
+
+
+class VerdictKey:
+    """Derives, from the IR, the part of an object that can change a verdict (see the module docstring)."""
+
+    def __init__(self, program: ir.Program) -> None:
+        exemptions = program.exemptions
+        self.namespaces = {n for e in exemptions for n in e.namespaces} | {n for r in program.rules for n in r.enforced_in}
+        self.names = {n for e in exemptions for n in e.names}
+        self.label_keys = sorted({k for e in exemptions for k, _ in e.labels})
+        self.container_names = any(e.containers for e in exemptions)
+        self.pod_paths: set[tuple[str, ...]] = set()
+        self.container_paths: dict[str, set[tuple[str, ...]]] = {}
+        self.volume_paths: set[tuple[str, ...]] = set()
+        for rule in program.rules:
+            for check in rule.rule.checks:
+                ref = check.predicate.ref
+                if isinstance(check.subject, ir.EachContainer):
+                    paths = (ref.container_path,) if isinstance(ref, ir.EffectiveRef) else (ref.path,)
+                    for lst in check.subject.lists:
+                        self.container_paths.setdefault(lst, set()).update(paths)
+                    if isinstance(ref, ir.EffectiveRef):
+                        self.pod_paths.add(ref.pod_path)
+                elif isinstance(check.subject, ir.PodSpec):
+                    self.pod_paths.add(ref.path)
+                else:
+                    self.volume_paths.add(ref.path)
+        if self.container_names:
+            for paths in self.container_paths.values():
+                paths.add(("name",))
+
+    def _selected(self, obj: dict[str, Any], field: str, known: set[str]) -> tuple[Any, ...]:
+        walked = _walk(obj, ("metadata", field))
+        if walked[0] == "value" and isinstance(walked[1], str) and walked[1] not in known:
+            return ("value", _OTHER)
+        return walked
+
+    def _items(self, spec: dict[str, Any], field: str, paths: set[tuple[str, ...]]) -> tuple[Any, ...]:
+        walked = _walk(spec, (field,))
+        if walked[0] != "value" or not isinstance(walked[1], list):
+            return walked
+        ordered = sorted(paths)
+        return tuple(tuple(_walk(item, p) for p in ordered) if isinstance(item, dict) else ("item", item) for item in walked[1])
+
+    def __call__(self, obj: dict[str, Any]) -> str:
+        key: list[Any] = [obj.get("apiVersion"), obj.get("kind"),
+                          self._selected(obj, "namespace", self.namespaces), self._selected(obj, "name", self.names),
+                          [_walk(obj, ("metadata", "labels", k)) for k in self.label_keys]]
+        target = POD_TARGETS.get(str(obj.get("kind")))
+        if target is not None:
+            spec = _walk(obj, target.pod_spec_path)
+            if spec[0] == "value" and isinstance(spec[1], dict):
+                pod = spec[1]
+                key.append([_walk(pod, p) for p in sorted(self.pod_paths)])
+                key.append([self._items(pod, lst, paths) for lst, paths in sorted(self.container_paths.items())])
+                key.append(self._items(pod, "volumes", self.volume_paths))
+            else:
+                key.append(spec)
+        return json.dumps(key, sort_keys=True, default=repr)
+
+
+class Auditor:
+    """The chosen backends' adapters, built once from one compilation, with a verdict cache."""
+
+    def __init__(self, program: ir.Program, backends: list[str], *, cache: bool = True) -> None:
+        adapters = all_adapters()
+        self.backends = backends
+        self.adapters: dict[str, Adapter] = {b: adapters[b](pipeline.compile_program(program, [b])) for b in backends}
+        self.key = VerdictKey(program) if cache else None
+        self.cache: dict[str, dict[str, Outcome]] = {}
+        self.evaluations = 0  # objects really handed to the engines
+
+    def evaluate(self, obj: dict[str, Any]) -> dict[str, Outcome]:
+        """Backend → verdicts (or the adapter's error) for one object."""
+        key = self.key(obj) if self.key else None
+        if key is not None and key in self.cache:
+            return self.cache[key]
+        outcome: dict[str, Outcome] = {}
+        for backend, adapter in self.adapters.items():
+            try:
+                outcome[backend] = adapter.evaluate(obj)
+            except AdapterError as error:
+                outcome[backend] = f"{backend} could not evaluate: {error}"
+        self.evaluations += 1
+        if key is not None:
+            self.cache[key] = outcome
+        return outcome
+
+
+def violations(workload: Workload, outcome: dict[str, Outcome]) -> Iterator[Violation]:
+    """One Violation per rule and verdict, naming every backend that gave it."""
+    given: dict[tuple[str, str], list[str]] = {}
+    for backend, verdicts in sorted(outcome.items()):
+        if isinstance(verdicts, dict):
+            for rule, verdict in verdicts.items():
+                given.setdefault((rule, verdict), []).append(backend)
+    for (rule, verdict), backends in sorted(given.items()):
+        yield Violation(rule, verdict, workload.kind, workload.namespace, workload.name,
+                        workload.file, workload.line, ",".join(backends))
+
+
+def disagreement(workload: Workload, outcome: dict[str, Outcome]) -> Disagreement | None:
+    """Engine drift: the backends did not all give the same verdicts (an error counts as a verdict)."""
+    distinct = {json.dumps(v, sort_keys=True) for v in outcome.values()}
+    return Disagreement(workload, dict(outcome)) if len(distinct) > 1 else None
