@@ -1,0 +1,141 @@
+"""`kupe-policy audit`: inputs of every shape, verdicts from the adapters, the four output formats, exit codes."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from compiler import ir, pipeline
+from conformance.audit.verdicts import Auditor
+from conformance.suite import load_cases
+from conftest import REPO, run_cli
+
+MANIFESTS = REPO / "tests" / "fixtures" / "manifests"
+AS_OF = "2026-11-01"
+
+
+def audit(*args: str) -> tuple[int, str]:
+    result = run_cli("audit", "--as-of", AS_OF, *args)
+    return result.exit_code, result.stdout
+
+
+def test_reads_every_input_shape_and_reports_bad_files(project: Path) -> None:
+    code, out = audit(str(MANIFESTS), "--format", "json")
+    report = json.loads(out)
+    assert code == 1, "the dumped Pod violates required rules"
+    found = {(v["kind"], v["namespace"], v["name"], v["rule"], v["verdict"]) for v in report["violations"]}
+    assert ("Deployment", "web", "frontend", "read-only-root-filesystem", "audit") in found
+    assert ("Pod", "ops", "debug-shell", "run-as-non-root", "deny") in found  # from a kubectl List dump (JSON)
+    assert ("CronJob", "reports", "nightly-report", "restrict-added-capabilities", "deny") in found  # AdmissionReview
+    assert not any(v[2] == "api" for v in found), "the compliant Deployment passes"
+    summary = report["summary"]
+    assert summary["workloads"] == 6 and summary["skipped"] == {"ConfigMap": 1, "Deployment": 1, "Service": 1}
+    assert [p["where"] for p in report["problems"]] == [f"{MANIFESTS / 'truncated.yaml'}:6"]
+
+
+def test_violation_lines_point_at_the_object(project: Path) -> None:
+    _, out = audit(str(MANIFESTS / "mixed"), "--format", "json")
+    where = {(v["name"], v["rule"]): v["where"] for v in json.loads(out)["violations"]}
+    assert where[("frontend", "read-only-root-filesystem")].endswith("apps.yaml:28")
+    assert where[("debug-shell", "run-as-non-root")].endswith("pods-dump.json:6")
+    assert where[("nightly-report", "restrict-added-capabilities")].endswith("review.yaml:12")
+
+
+def test_recommended_violations_only_warn(project: Path) -> None:
+    code, out = audit(str(MANIFESTS / "mixed" / "apps.yaml"))
+    assert code == 0
+    assert "read-only-root-filesystem" in out and "1 of recommended rules (audit)" in out
+
+
+def test_no_readable_file_is_a_usage_error(project: Path) -> None:
+    result = run_cli("audit", str(MANIFESTS / "truncated.yaml"), str(project / "missing"))
+    assert result.exit_code == 2
+    assert "truncated.yaml:6: invalid YAML/JSON" in result.stderr and "missing: no such file" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_unknown_backend_is_a_usage_error(project: Path) -> None:
+    result = run_cli("audit", "--backend", "nope", str(MANIFESTS))
+    assert result.exit_code == 2 and "expected `all` or a backend with an adapter" in result.output
+
+
+def test_all_backends_agree_and_are_named(project: Path) -> None:
+    code, out = audit(str(MANIFESTS / "mixed"), "--backend", "all", "--format", "json")
+    report = json.loads(out)
+    assert code == 1 and report["disagreements"] == []
+    assert len(report["backends"]) >= 2
+    assert all(v["source"] == ",".join(report["backends"]) for v in report["violations"])
+
+
+def test_engine_drift_is_reported(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A backend that judges differently shows up as a disagreement on the object."""
+    original = Auditor.evaluate
+
+    def drifting(self: Auditor, obj: dict) -> dict:
+        outcome = dict(original(self, obj))
+        if obj["metadata"]["name"] == "frontend":
+            outcome["rego"] = {}
+        return outcome
+
+    monkeypatch.setattr(Auditor, "evaluate", drifting)
+    code, out = audit(str(MANIFESTS / "mixed" / "apps.yaml"), "--backend", "all", "--format", "json")
+    drift = json.loads(out)["disagreements"]
+    assert [d["name"] for d in drift] == ["frontend"] and drift[0]["verdicts"]["rego"] == {}
+
+
+def test_sarif_has_a_rule_per_kupe_rule_and_located_results(project: Path) -> None:
+    _, out = audit(str(MANIFESTS / "mixed"), "--format", "sarif")
+    sarif = json.loads(out)
+    assert sarif["version"] == "2.1.0"
+    run = sarif["runs"][0]
+    rules = run["tool"]["driver"]["rules"]
+    assert len(rules) == 11 and {r["defaultConfiguration"]["level"] for r in rules} == {"error", "warning"}
+    result = next(r for r in run["results"] if r["ruleId"] == "run-as-non-root")
+    assert result["level"] == "error" and rules[result["ruleIndex"]]["id"] == "run-as-non-root"
+    location = result["locations"][0]["physicalLocation"]
+    assert location["artifactLocation"]["uri"].endswith("pods-dump.json") and location["region"]["startLine"] == 6
+
+
+def test_junit_has_a_case_per_object_and_rule(project: Path) -> None:
+    _, out = audit(str(MANIFESTS / "mixed"), "--format", "junit")
+    root = ET.fromstring(out)
+    cases = root.findall(".//testcase")
+    assert len(cases) == 4 * 11, "4 workloads × 11 rules"
+    failures = [c for c in cases if c.find("failure") is not None]
+    assert int(root.get("failures")) == len(failures) == 8
+    suites = {s.get("name") for s in root.findall("testsuite")}
+    assert any(name.endswith("review.yaml") for name in suites)
+
+
+def test_table_lists_violations_and_summary(project: Path) -> None:
+    _, out = audit(str(MANIFESTS / "mixed" / "review.yaml"))
+    lines = out.splitlines()
+    assert lines[0].split() == ["WHERE", "OBJECT", "RULE", "VERDICT", "SOURCE"]
+    assert "CronJob reports/nightly-report" in lines[1] and "deny" in lines[1]
+
+
+def test_cached_verdicts_equal_engine_verdicts_on_the_conformance_cases() -> None:
+    """The verdict key never merges objects that the engine judges differently."""
+    program, _ = pipeline.build_program(REPO / "policies", dt.date(2026, 11, 1))
+    cached, direct = Auditor(program, ["rego"]), Auditor(program, ["rego"], cache=False)
+    objects = [case.object for case in load_cases() if case.as_of is None]
+    renamed = [dict(obj, metadata=dict(obj.get("metadata") or {}, name=f"copy-{i}")) for i, obj in enumerate(objects)]
+    for obj in objects + renamed:
+        assert cached.evaluate(obj) == direct.evaluate(obj), obj
+    assert cached.evaluations < len(objects) + len(renamed), "renamed copies hit the cache"
+
+
+def test_verdict_key_knows_every_ir_field() -> None:
+    """A new IR field may change what a verdict depends on: review conformance/audit/verdicts.py, then update this list."""
+    assert [f.name for f in dataclasses.fields(ir.Exemption)] == [
+        "id", "rules", "namespaces", "names", "labels", "containers", "allow", "reason", "owner", "ticket", "expires", "loc"]
+    assert [f.name for f in dataclasses.fields(ir.ResolvedRule)] == [
+        "rule", "level", "audit_action", "targets", "exemptions", "enforced_in"]
+    assert [f.name for f in dataclasses.fields(ir.Rule)] == [
+        "id", "level", "title", "rationale", "fix", "checks", "params", "kinds", "policy_set", "loc", "enforce_from", "enforced_in"]
+    assert [f.name for f in dataclasses.fields(ir.Check)] == ["subject", "predicate", "loc"]
