@@ -5,3 +5,4 @@
 # the other way round, both work. Every process that may use both imports this package or
 # `conformance` first, so the CEL runtime is loaded before regopy.
 from cel_expr_python import cel as _cel  # noqa: F401
+from cel_expr_python.ext import ext_bindings, ext_math, ext_optional, ext_strings  # noqa: F401

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import yaml
 
 from .errors import ArtifactError
 
@@ -74,3 +75,13 @@ def render(template: str, **context: Any) -> str:
         return environment().get_template(template).render(**context)
     except jinja2.TemplateError as error:
         raise ArtifactError(f"template {template}: {error}") from None
+
+
+# libyaml's safe loader when the installed PyYAML has it: parse-back reads every artifact, and
+# the pure-Python scanner dominated compile time for large policy sets.
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def parse_yaml(text: str) -> list[Any]:
+    """The documents of a rendered YAML artifact (safe loading: plain data only)."""
+    return [document for document in yaml.load_all(text, Loader=_YAML_LOADER) if document is not None]

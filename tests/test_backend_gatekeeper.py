@@ -255,7 +255,7 @@ def _mutated(edit: str, old: str, new: str) -> dict[str, str]:
     ("templates", 'name: "kuperestrictaddedcapabilities"', 'name: "kupe-restrict"', "not its kind lowercased"),
     ("templates", "      import future.keywords.every\n", "", "needs ['future.keywords.every']"),
     ("templates", 'fix := "Remove', 'fix = = "Remove', "does not compile"),
-    ("templates", '  - target: "admission.k8s.gatekeeper.sh"', '  - target: "admission.k8s.gatekeeper.sh"\n    libs: 3', "libs"),
+    ("templates", "package lib.kupe", "package kupe.helpers", "libs must live in packages under lib."),
 ])
 def test_parse_back_refuses_a_broken_artifact(edit: str, old: str, new: str, message: str) -> None:
     with pytest.raises(ArtifactError, match=re.escape(message)):

@@ -36,13 +36,12 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
-import regopy
 import yaml
 
 from .. import ir
 from ..errors import ArtifactError, UnsupportedError
-from ..lang.rego import RegoLowering, exemption_data, pod_spec_paths
-from ..render import Safe, render
+from ..lang.rego import LIBRARY_PATH, RegoLowering, compile_check, exemption_data, library, pod_spec_paths
+from ..render import Safe, parse_yaml, render
 from . import Backend
 
 TARGET = "admission.k8s.gatekeeper.sh"
@@ -138,7 +137,7 @@ def parameters_schema(rule: ir.ResolvedRule) -> dict[str, Any]:
     return {"type": "object", "properties": properties}
 
 
-class _YamlDumper(yaml.SafeDumper):
+class _YamlDumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # type: ignore[misc]
     """Plain YAML for people to read: no anchors and aliases where sub-schemas repeat."""
 
     def ignore_aliases(self, data: Any) -> bool:
@@ -197,6 +196,7 @@ class GatekeeperBackend(Backend):
             schema=Safe(yaml.dump(parameters_schema(rule), Dumper=_YamlDumper, sort_keys=True, default_flow_style=False)),
             target=TARGET,
             rego=Safe(self._rego(rule)),
+            lib=Safe(library([f"import future.keywords.{k}" for k in FUTURE_KEYWORDS])),
         )
 
     def _rego(self, rule: ir.ResolvedRule) -> str:
@@ -283,7 +283,7 @@ def _load(files: dict[str, str]) -> dict[str, list[dict[str, Any]]]:
     documents = {}
     for path, text in sorted(files.items()):
         try:
-            documents[path] = list(yaml.safe_load_all(text))
+            documents[path] = parse_yaml(text)
         except yaml.YAMLError as error:
             raise ArtifactError(f"{path}: generated YAML does not parse: {error}") from None
         if not documents[path] or not all(isinstance(d, dict) for d in documents[path]):
@@ -301,23 +301,26 @@ def _check_kustomizations(documents: dict[str, list[dict[str, Any]]]) -> None:
                     raise ArtifactError(f"{path}: resource {resource!r} is not generated")
 
 
-def _check_rego(path: str, template: dict[str, Any], constraint: dict[str, Any]) -> None:
-    """Gatekeeper parses the module as v0 (future keywords imported, no rego.v1); rego-cpp compiles and runs it."""
-    rego = template["spec"]["targets"][0]["rego"]
-    imports = set(re.findall(r"^import ([\w.]+)$", rego, re.MULTILINE))
-    missing = {f"future.keywords.{k}" for k in FUTURE_KEYWORDS} - imports
-    if missing or "rego.v1" in imports:
-        raise ArtifactError(f"{path}: Rego v0 needs {sorted(missing)} and must not import rego.v1")
-    interpreter = regopy.Interpreter()
-    probe = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "parse-back"}, "spec": {"containers": [{"name": "c"}]}}
-    try:
-        interpreter.add_module(path, rego)
-        interpreter.set_input({"review": {"object": probe, "namespace": "default"}, "parameters": constraint["spec"]["parameters"]})
-        output = interpreter.query(f"data.{template['metadata']['name']}.violation")
-    except regopy.RegoError as error:
-        raise ArtifactError(f"{path}: generated Rego does not compile with rego-cpp: {error}") from None
-    if not output.ok():
-        raise ArtifactError(f"{path}: generated Rego does not compile with rego-cpp: {output}")
+def _check_rego(path: str, template: dict[str, Any]) -> None:
+    """Gatekeeper parses each module as v0: future keywords imported, no rego.v1, libs under `lib.`."""
+    target = template["spec"]["targets"][0]
+    for module in [target["rego"], *target.get("libs", [])]:
+        imports = set(re.findall(r"^import ([\w.]+)$", module, re.MULTILINE))
+        missing = {f"future.keywords.{k}" for k in FUTURE_KEYWORDS} - imports
+        if missing or "rego.v1" in imports:
+            raise ArtifactError(f"{path}: Rego v0 needs {sorted(missing)} and must not import rego.v1")
+    if not all(re.search(r"^package lib\.", lib, re.MULTILINE) for lib in target.get("libs", [])):
+        raise ArtifactError(f"{path}: Gatekeeper libs must live in packages under lib.")
+
+
+def _compile_rego(templates: dict[str, dict[str, Any]]) -> None:
+    """Compile every template's Rego with its libs in one rego-cpp interpreter (packages are distinct)."""
+    libs = {lib for t in templates.values() for lib in t["spec"]["targets"][0].get("libs", [])}
+    if len(libs) > 1:
+        raise ArtifactError("gatekeeper templates carry different copies of the shared Rego library")
+    modules = {path: t["spec"]["targets"][0]["rego"] for path, t in templates.items()}
+    modules.update({f"gatekeeper/{LIBRARY_PATH}": lib for lib in libs})
+    compile_check(modules, [f"{t['metadata']['name']}/violation" for t in templates.values()])
 
 
 def _check_pair(path: str, template: dict[str, Any], constraint: dict[str, Any]) -> None:
@@ -336,6 +339,7 @@ def parse_back(files: dict[str, str]) -> None:
     """Parse every file, validate both objects against Gatekeeper's CRD structure, compile every template's Rego."""
     documents = _load(files)
     _check_kustomizations(documents)
+    compiled: dict[str, dict[str, Any]] = {}
     for path, templates in documents.items():
         if not path.startswith("gatekeeper/templates/") or path.endswith("/kustomization.yaml"):
             continue
@@ -343,7 +347,9 @@ def parse_back(files: dict[str, str]) -> None:
         if len(templates) != 1 or constraints_path not in documents:
             raise ArtifactError(f"{path}: expected one template, and its constraints in {constraints_path}")
         _validate(path, templates[0], _validator("ConstraintTemplate"))
+        _check_rego(path, templates[0])
+        compiled[path] = templates[0]
         for constraint in documents[constraints_path]:
             _validate(constraints_path, constraint, _validator("Constraint"))
             _check_pair(constraints_path, templates[0], constraint)
-            _check_rego(path, templates[0], constraint)
+    _compile_rego(compiled)

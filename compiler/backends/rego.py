@@ -2,29 +2,10 @@
 
 from __future__ import annotations
 
-import regopy
-
 from .. import ir
-from ..errors import ArtifactError
-from ..lang.rego import RegoLowering, package_name
+from ..lang.rego import LIBRARY_PATH, RegoLowering, compile_check, exemption_data, library, package_name, pod_spec_paths
 from ..render import Safe, render
 from . import Backend
-
-
-def exemption_data(exemption: ir.Exemption) -> dict[str, object]:
-    """How the Rego helpers see an exemption (see templates/rego/_logic.rego.j2)."""
-    return {
-        "id": exemption.id,
-        "namespaces": list(exemption.namespaces),
-        "names": list(exemption.names),
-        "labels": dict(exemption.labels),
-        "containers": list(exemption.containers),
-        "allow": {name: list(values) for name, values in exemption.allow},
-    }
-
-
-def pod_spec_paths(rule: ir.ResolvedRule) -> dict[str, dict[str, object]]:
-    return {t.kind: {"group": t.group, "path": list(t.pod_spec_path)} for t in rule.targets}
 
 
 def _entries(rule: ir.ResolvedRule) -> list[dict[str, object]]:
@@ -47,6 +28,7 @@ class RegoBackend(Backend):
 
     def compile(self, program: ir.Program) -> dict[str, str]:
         files = {f"rego/{rule.id}.rego": self._rule_module(rule) for rule in program.rules}
+        files[f"rego/{LIBRARY_PATH}"] = library(["import rego.v1"])
         files["rego/main.rego"] = render(
             "rego/main.rego.j2",
             sources=", ".join(sorted({str(ps.loc.file) for ps in program.policy_sets})),
@@ -74,14 +56,6 @@ class RegoBackend(Backend):
 
 
 def parse_back(files: dict[str, str]) -> None:
-    """Compile every module with rego-cpp and evaluate `data` once, so a broken artifact is never written."""
-    interpreter = regopy.Interpreter()
-    try:
-        for path, text in sorted(files.items()):
-            interpreter.add_module(path, text)
-        interpreter.set_input({"kind": "Pod", "apiVersion": "v1", "metadata": {"name": "parse-back"}, "spec": {"containers": [{"name": "c"}]}})
-        output = interpreter.query("data.main")
-    except regopy.RegoError as error:
-        raise ArtifactError(f"generated Rego does not compile with rego-cpp: {error}") from None
-    if not output.ok():
-        raise ArtifactError(f"generated Rego does not compile with rego-cpp: {output}")
+    """Compile every module with rego-cpp, so a broken artifact is never written."""
+    entrypoints = [f"main/{rule}" for rule in ("deny", "warn") if f"\n{rule} contains" in files["rego/main.rego"]]
+    compile_check(files, entrypoints or ["main"])

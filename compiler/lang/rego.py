@@ -2,18 +2,22 @@
 
 The emitted Rego uses only keywords that parse alike in Rego v1 and in Rego v0 with
 `future.keywords` imports (`if`, `contains`, `in`, `every`), so one lowering serves both.
-The envelope (templates/) must define `resource`, `namespace`, `params`, `waivers`,
-`widenings` and include `rego/_logic.rego.j2`; this module writes the per-check code.
+The helpers live once in `package lib.kupe` (templates/rego/lib.rego.j2); a rule module imports
+`data.lib.kupe`, defines `resource`, `namespace`, `params`, `waivers`, `widenings`, includes
+`rego/_logic.rego.j2`, and gets its per-check code from this module.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
+
+import regopy
 from dataclasses import dataclass
 
 from .. import describe, ir
-from ..errors import UnsupportedError
+from ..errors import ArtifactError, UnsupportedError
+from ..render import Safe, render
 
 # Builds the element of the `violation` set from Rego expressions for the message and the container.
 Payload = Callable[[str, str], str]
@@ -43,6 +47,30 @@ def exemption_data(exemption: ir.Exemption) -> dict[str, object]:
 def pod_spec_paths(rule: ir.ResolvedRule) -> dict[str, dict[str, object]]:
     """`pod_spec_paths` of templates/rego/_logic.rego.j2: where each target kind keeps its pod spec."""
     return {t.kind: {"group": t.group, "path": list(t.pod_spec_path)} for t in rule.targets}
+
+
+LIBRARY_PATH = "lib/kupe.rego"
+
+
+def library(imports: list[str]) -> str:
+    """The shared helpers, `package lib.kupe`, headed by the dialect's import lines."""
+    return render("rego/lib.rego.j2", imports=[Safe(line) for line in imports])
+
+
+def compile_check(modules: dict[str, str], entrypoints: list[str]) -> None:
+    """Compile the modules with rego-cpp into a bundle for `entrypoints` (parse and well-formedness checks).
+
+    A build compiles without evaluating: with thousands of exemptions evaluation costs seconds.
+    """
+    interpreter = regopy.Interpreter()
+    try:
+        for path, text in sorted(modules.items()):
+            interpreter.add_module(path, text)
+        bundle = interpreter.build(None, entrypoints)
+    except regopy.RegoError as error:
+        raise ArtifactError(f"generated Rego does not compile with rego-cpp: {error}") from None
+    if not bundle.ok():
+        raise ArtifactError(f"generated Rego does not compile with rego-cpp (modules: {', '.join(sorted(modules))})")
 
 
 _TYPE_TESTS = {bool: "is_boolean", int: "is_number", str: "is_string"}
@@ -79,19 +107,19 @@ class RegoLowering:
 
     def _value(self, ref: ir.Ref) -> str:
         if isinstance(ref, ir.EffectiveRef):
-            return f"effective(x, {literal(list(ref.container_path))}, {literal(list(ref.pod_path))})"
-        return f"value(x, {literal(list(ref.path))})"
+            return f"kupe.effective(pod_spec, x, {literal(list(ref.container_path))}, {literal(list(ref.pod_path))})"
+        return f"kupe.value(x, {literal(list(ref.path))})"
 
     def _unset(self, ref: ir.Ref) -> list[str]:
         if isinstance(ref, ir.EffectiveRef):
-            return [f"not has_value(x, {literal(list(ref.container_path))})",
-                    f"not has_value(pod_spec, {literal(list(ref.pod_path))})"]
-        return [f"not has_value(x, {literal(list(ref.path))})"]
+            return [f"not kupe.has_value(x, {literal(list(ref.container_path))})",
+                    f"not kupe.has_value(pod_spec, {literal(list(ref.pod_path))})"]
+        return [f"not kupe.has_value(x, {literal(list(ref.path))})"]
 
     def _set_of(self, values: ir.Values, check: ir.Check) -> str:
         if isinstance(values, ir.Param):
             subject_name = 'object.get(x, "name", "")' if isinstance(check.subject, ir.EachContainer) else '""'
-            return f"allowed({literal(values.name)}, {subject_name})"
+            return f"kupe.allowed(workload, params, widenings, {literal(values.name)}, {subject_name})"
         return "{" + ", ".join(literal(v) for v in values) + "}"
 
     def _typed(self, ref: ir.Ref, value: ir.Scalar) -> list[str]:
@@ -121,9 +149,9 @@ class RegoLowering:
 
     def lower_Present(self, node: ir.Present, check: ir.Check) -> list[list[str]]:
         if isinstance(node.ref, ir.EffectiveRef):
-            return [[f"has_value(x, {literal(list(node.ref.container_path))})"],
-                    [f"has_value(pod_spec, {literal(list(node.ref.pod_path))})"]]
-        return [[f"has_value(x, {literal(list(node.ref.path))})"]]
+            return [[f"kupe.has_value(x, {literal(list(node.ref.container_path))})"],
+                    [f"kupe.has_value(pod_spec, {literal(list(node.ref.pod_path))})"]]
+        return [[f"kupe.has_value(x, {literal(list(node.ref.path))})"]]
 
     # --- subjects: the violation rule that iterates them ------------------------------------
 
@@ -132,10 +160,10 @@ class RegoLowering:
 
     def lower_EachContainer(self, node: ir.EachContainer, check: ir.Check, ok: str, text: str, payload: Payload) -> str:
         return self._violation(payload, [
-            f"some x in containers({literal(list(node.lists))})",
+            f"some x in kupe.containers(pod_spec, {literal(list(node.lists))})",
             f"not {ok}(x)",
             'container := object.get(x, "name", "")',
-            "not waived(container)",
+            "not kupe.waived(workload, waivers, container)",
             f'msg := sprintf("%v: container %v: %v. Fix: %v", [rule_id, container, {literal(text)}, fix])',
         ], "container")
 
@@ -143,7 +171,7 @@ class RegoLowering:
         return self._violation(payload, [
             "x := pod_spec",
             f"not {ok}(x)",
-            'not waived("")',
+            'not kupe.waived(workload, waivers, "")',
             f'msg := sprintf("%v: %v. Fix: %v", [rule_id, {literal(text)}, fix])',
         ], "null")
 
@@ -151,7 +179,7 @@ class RegoLowering:
         return self._violation(payload, [
             'some x in object.get(pod_spec, "volumes", [])',
             f"not {ok}(x)",
-            'not waived("")',
+            'not kupe.waived(workload, waivers, "")',
             f'msg := sprintf("%v: volume %v: %v. Fix: %v", [rule_id, object.get(x, "name", ""), {literal(text)}, fix])',
         ], "null")
 
