@@ -11,12 +11,13 @@ How rules are lowered, and why (see docs/semantics.md for what must hold):
   the semantics say; a top-level `pattern` would fail on `initContainers: null`, which is
   unset. Kyverno skips null elements, as the semantics do.
 * A check whose predicate a Kyverno pattern decides exactly becomes a per-element `pattern`:
-  `Equals` with a boolean (a boolean pattern only matches a JSON boolean; null and a missing
-  parent fail) and `Present` (`"*"` fails exactly on null or missing). Everything else
-  becomes `deny.conditions` on one JMESPath expression with explicit `type()` tests:
-  patterns coerce types (`"true"` matches `true`, `"5"` matches `5`), treat a null key
-  as present under anchors, and condition operators such as `AnyNotIn` match wildcards
-  both ways, none of which the semantics allow.
+  `Present` of a plain field (`"*"` fails exactly on a null or missing key, and a mapping
+  pattern fails on a parent that is not a mapping). Everything else becomes
+  `deny.conditions` on one JMESPath expression with explicit `type()` tests, because
+  patterns cannot tell the JSON types apart exactly: a scalar pattern is applied to each
+  item of a list value (so `[]` matches `false`), strings coerce (`"true"` matches `true`,
+  `"5"` matches `5`), a null key counts as present under anchors; and condition operators
+  such as `AnyNotIn` match wildcards both ways.
 * Only Pod is matched; Kyverno's autogen writes `autogen-<rule>` and
   `autogen-cronjob-<rule>` for the controllers. Autogen matches controllers by kind only,
   so a precondition on `kind:group` keeps objects of another API group out, as the
@@ -184,8 +185,6 @@ class KyvernoLowering:
                 and all(_plain_key(part) for part in ref.path))
 
     def lower_Equals(self, node: ir.Equals, check: ir.Check) -> dict[str, Any]:
-        if isinstance(node.value, bool) and self._pattern_exact(node.ref, check):
-            return self._pattern(node.ref, node.value)
         self._refuse_null_volumes(node, check)
         return self._deny(f"{self._value(node.ref, check)} != {literal(node.value)}")
 
@@ -210,7 +209,8 @@ class KyvernoLowering:
 
     def lower_ListSubsetOf(self, node: ir.ListSubsetOf, check: ir.Check) -> dict[str, Any]:
         v = self._value(node.ref, check)
-        outside = self._by_selection(node.allowed, check, lambda vals: f"length({v}[?!contains({vals}, @)]) > `0`")
+        # A projection drops null items, so count the allowed items rather than the others.
+        outside = self._by_selection(node.allowed, check, lambda vals: f"length({v}[?contains({vals}, @)]) != length({v})")
         return self._deny(f"{v} != `null` && ({_type_is_not(v, 'array')} || {outside})")
 
     def lower_Present(self, node: ir.Present, check: ir.Check) -> dict[str, Any]:
@@ -355,6 +355,11 @@ def _preconditions(rule: ir.ResolvedRule) -> dict[str, Any]:
     return {"all": [{"key": key, "operator": "Equals", "value": True}]}
 
 
+def _namespaces(names: tuple[str, ...]) -> dict[str, Any]:
+    """A namespace selector by name, through the label Kubernetes sets on every namespace."""
+    return {"matchExpressions": [{"key": NAMESPACE_LABEL, "operator": "In", "values": list(names)}]}
+
+
 def _exemption_note(e: ir.Exemption) -> str:
     return f"{e.reason} (owner {e.owner}, ticket {e.ticket}, expires {e.expires.isoformat()}; {e.loc})"
 
@@ -378,17 +383,22 @@ def policy_document(rule: ir.ResolvedRule, policy_set: ir.PolicySet) -> dict[str
     for e in rule.exemptions:
         if e.is_widening or e.containers:
             annotations[f"exemptions.kupe.cloud/{e.id}"] = _exemption_note(e)
-    validate = {
-        "failureAction": _ACTION[rule.level],
-        "message": _message(rule),
-        "foreach": KyvernoLowering(rule).foreach(),
-    }
+    validate: dict[str, Any] = {"failureAction": _ACTION[rule.level]}
+    if rule.enforced_in:
+        # A staged rule already denies in these namespaces; the selector reads the label
+        # Kubernetes sets on every namespace, so no namespace pattern is read as a wildcard.
+        validate["failureActionOverrides"] = [{"action": "Enforce", "namespaceSelector": _namespaces(rule.enforced_in)}]
+    validate["message"] = _message(rule)
+    validate["foreach"] = KyvernoLowering(rule).foreach()
+    spec: dict[str, Any] = {"background": True}
+    if rule.level is ir.Level.RECOMMENDED and rule.audit_action is ir.AuditAction.WARN:
+        spec["emitWarning"] = True  # Audit failures also come back to the client as admission warnings
     return {
         "apiVersion": "kyverno.io/v1",
         "kind": "ClusterPolicy",
         "metadata": {"name": rule.id, "annotations": annotations},
         "spec": {
-            "background": True,
+            **spec,
             "rules": [{
                 "name": rule.id,
                 "match": {"any": [{"resources": {"kinds": ["Pod"]}}]},
@@ -401,18 +411,23 @@ def policy_document(rule: ir.ResolvedRule, policy_set: ir.PolicySet) -> dict[str
 
 def exception_document(exemption: ir.Exemption, rules: list[ir.ResolvedRule]) -> dict[str, Any]:
     """A PolicyException skipping the rules (and their autogen rules) for the objects the waiver selects."""
-    for value in (*exemption.names, *(v for pair in exemption.labels for v in pair)):
+    for value in (v for pair in exemption.labels for v in pair):
         if _WILDCARDS.search(value):
             raise UnsupportedError(rule=rules[0].id, construct="Exemption", backend=BACKEND, loc=exemption.loc,
                                    why=f"Kyverno reads {value!r} as a wildcard")
     resources: dict[str, Any] = {"kinds": sorted({t.kind for r in rules for t in r.targets})}
     if exemption.namespaces:
-        resources["namespaceSelector"] = {"matchExpressions": [
-            {"key": NAMESPACE_LABEL, "operator": "In", "values": list(exemption.namespaces)}]}
-    if exemption.names:
-        resources["names"] = list(exemption.names)
+        resources["namespaceSelector"] = _namespaces(exemption.namespaces)
     if exemption.labels:
         resources["selector"] = {"matchLabels": dict(exemption.labels)}
+    spec: dict[str, Any] = {
+        "exceptions": [{"policyName": r.id, "ruleNames": [r.id, *autogen_names(r.id, controllers_of(r))]} for r in rules],
+        "match": {"any": [{"resources": resources}]},
+    }
+    if exemption.names:
+        # Not `match.names`: Kyverno matches those against generateName when the name is empty.
+        names = f"contains({literal(list(exemption.names))}, {path('request.object.metadata', ('name',))})"
+        spec["conditions"] = {"all": [{"key": variable(names), "operator": "Equals", "value": True}]}
     return {
         "apiVersion": "kyverno.io/v2",
         "kind": "PolicyException",
@@ -426,10 +441,7 @@ def exception_document(exemption: ir.Exemption, rules: list[ir.ResolvedRule]) ->
                 "exemptions.kupe.cloud/expires": exemption.expires.isoformat(),
             },
         },
-        "spec": {
-            "exceptions": [{"policyName": r.id, "ruleNames": [r.id, *autogen_names(r.id, controllers_of(r))]} for r in rules],
-            "match": {"any": [{"resources": resources}]},
-        },
+        "spec": spec,
     }
 
 
