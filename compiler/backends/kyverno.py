@@ -172,17 +172,11 @@ class KyvernoLowering:
     def _deny(self, violation: str) -> dict[str, Any]:
         return {"deny": {"conditions": {"any": [{"key": variable(violation), "operator": "Equals", "value": True}]}}}
 
-    def _pattern(self, ref: ir.Ref, leaf: object) -> dict[str, Any]:
-        assert isinstance(ref, ir.FieldRef)
-        pattern: Any = leaf
-        for part in reversed(ref.path):
-            pattern = {part: pattern}
-        return {"pattern": pattern}
-
-    def _pattern_exact(self, ref: ir.Ref, check: ir.Check) -> bool:
-        """A per-element pattern needs a plain field of an object subject and anchor-free keys."""
-        return (isinstance(ref, ir.FieldRef) and isinstance(check.subject, ir.EachContainer)
-                and all(_plain_key(part) for part in ref.path))
+    def _pattern_path(self, ref: ir.Ref, check: ir.Check) -> tuple[str, ...] | None:
+        """The pattern keys of a plain field of a container, or None when a pattern would not be exact."""
+        if isinstance(ref, ir.FieldRef) and isinstance(check.subject, ir.EachContainer) and all(map(_plain_key, ref.path)):
+            return ref.path
+        return None
 
     def lower_Equals(self, node: ir.Equals, check: ir.Check) -> dict[str, Any]:
         self._refuse_null_volumes(node, check)
@@ -214,8 +208,12 @@ class KyvernoLowering:
         return self._deny(f"{v} != `null` && ({_type_is_not(v, 'array')} || {outside})")
 
     def lower_Present(self, node: ir.Present, check: ir.Check) -> dict[str, Any]:
-        if self._pattern_exact(node.ref, check):
-            return self._pattern(node.ref, "*")
+        keys = self._pattern_path(node.ref, check)
+        if keys is not None:
+            pattern: Any = "*"  # a null or missing key fails; a mapping pattern fails on a non-mapping parent
+            for key in reversed(keys):
+                pattern = {key: pattern}
+            return {"pattern": pattern}
         self._refuse_null_volumes(node, check)
         return self._deny(f"{self._value(node.ref, check)} == `null`")
 
@@ -276,8 +274,8 @@ def _type_is_not(value: str, json_type: str) -> str:
 
 
 def _plain_key(key: str) -> bool:
-    """A pattern key Kyverno reads literally: no anchor syntax, no wildcard."""
-    return not re.match(r"^[+<=X^]?\(.*\)$", key) and not _WILDCARDS.search(key)
+    """A pattern key Kyverno reads literally: no anchor syntax, no wildcard, no variable."""
+    return not re.match(r"^[+<=X^]?\(.*\)$", key) and not _WILDCARDS.search(key) and "{{" not in key
 
 
 def _merge_patterns(a: Any, b: Any) -> Any | None:
@@ -369,6 +367,7 @@ def policy_document(rule: ir.ResolvedRule, policy_set: ir.PolicySet) -> dict[str
     if not any(t.kind == "Pod" for t in rule.targets):
         raise UnsupportedError(rule=rule.id, construct="PodTarget", backend=BACKEND, loc=rule.rule.loc,
                                why="rules are written for Pods and extended to controllers by autogen; a rule without Pod has none")
+    foreach = KyvernoLowering(rule).foreach()  # first, so that a refusal names the construct
     annotations = {
         "policies.kyverno.io/title": rule.rule.title,
         "policies.kyverno.io/category": policy_set.title,
@@ -389,7 +388,7 @@ def policy_document(rule: ir.ResolvedRule, policy_set: ir.PolicySet) -> dict[str
         # Kubernetes sets on every namespace, so no namespace pattern is read as a wildcard.
         validate["failureActionOverrides"] = [{"action": "Enforce", "namespaceSelector": _namespaces(rule.enforced_in)}]
     validate["message"] = _message(rule)
-    validate["foreach"] = KyvernoLowering(rule).foreach()
+    validate["foreach"] = foreach
     spec: dict[str, Any] = {"background": True}
     if rule.level is ir.Level.RECOMMENDED and rule.audit_action is ir.AuditAction.WARN:
         spec["emitWarning"] = True  # Audit failures also come back to the client as admission warnings
