@@ -43,6 +43,7 @@ security.rule(
     rationale="An immutable root filesystem stops an attacker from persisting tools or tampering with binaries.",
     check=containers().field("securityContext.readOnlyRootFilesystem").equals(True),
     fix="Set securityContext.readOnlyRootFilesystem: true and mount writable emptyDir volumes where needed",
+    enforced_in=["payments"],  # stage: the payments team enforces it already (PLAT-88)
 )
 
 security.rule(
@@ -52,6 +53,7 @@ security.rule(
     check=containers().effective("securityContext.seccompProfile.type").one_of(param("allowed_profile_types")),
     params={"allowed_profile_types": ["RuntimeDefault"]},
     fix="Set securityContext.seccompProfile.type: RuntimeDefault on the pod or on every container",
+    enforce_from="2027-06-01",  # announced in PLAT-91
 )
 
 security.rule(

@@ -41,6 +41,13 @@ def test_suite_covers_every_rule_kind_and_edge(cases: list) -> None:
     assert violated == {r.id for r in program.rules}, "every rule needs at least one violating case"
     assert {c.exemption for c in cases if c.exemption} == {e.id for e in program.exemptions}, "every exemption needs an in-scope case"
     assert any(c.as_of for c in cases), "expired-exemption cases compile at a later date"
+    for rule in program.rules:
+        if rule.enforced_in:
+            verdicts = {c.expected(rule.id) for c in cases if c.object["metadata"].get("namespace") in rule.enforced_in}
+            assert verdicts >= {"deny", "pass"}, f"staged rule {rule.id} needs cases inside its stage"
+        if rule.rule.enforce_from:
+            dated = {c.expected(rule.id) for c in cases if c.as_of and c.as_of >= rule.rule.enforce_from}
+            assert "deny" in dated, f"scheduled rule {rule.id} needs a case after its enforce_from date"
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
