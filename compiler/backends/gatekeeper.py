@@ -10,6 +10,17 @@ rejected `future.keywords` imports, gatekeeper#1827). Measured: Gatekeeper v3.21
 accepts these imports (shared/ENGINE-NOTES.md); releases 3.10 to 3.20 are not measured here.
 Other builtins used: `object.get` with a path array (OPA >= 0.37).
 
+CEL form: beside the Rego, each template's target carries the same checks as a
+`code: [{engine: K8sNativeValidation, source: {...}}]` entry (compiler.lang.cel), so Gatekeeper's
+CEL engine (3.17+ evaluates it in preference to the Rego) and the ValidatingAdmissionPolicies
+Gatekeeper can generate from it judge alike. Gatekeeper binds `variables.anyObject` (the object,
+or oldObject on DELETE, as the Rego's input.review.object) and `variables.params` (the
+Constraint's spec.parameters); the validations may not read a bare `params` (Gatekeeper declares
+it for variables only, and there it is the whole Constraint). The CEL reads the rule's list
+parameters and the waiver and widening lists from `variables.params` at evaluation time, a
+missing one as an empty list, exactly as the Rego does, so one Constraint serves both engines.
+`failurePolicy: Fail`: an expression that errors is reported as a violation, never a pass.
+
 Exemptions: namespace-wide waivers become the Constraint's `spec.match.excludedNamespaces`
 (Gatekeeper's native exclusion, exact names); every narrower waiver and every widening travels in
 `spec.parameters`, next to the rule's list parameters, and the Rego applies them exactly as the
@@ -37,9 +48,12 @@ from typing import Any
 
 import jsonschema
 import yaml
+from cel_expr_python import cel
+from cel_expr_python.ext import ext_optional, ext_strings
 
 from .. import ir
 from ..errors import ArtifactError, UnsupportedError
+from ..lang.cel import CelLowering, CelSources, Lowered, Variable, literal
 from ..lang.rego import LIBRARY_PATH, RegoLowering, compile_check, exemption_data, library, pod_spec_paths
 from ..render import Safe, parse_yaml, render
 from . import Backend
@@ -50,6 +64,13 @@ SCHEMA_FILE = Path(__file__).resolve().parent.parent / "schemas" / "gatekeeper" 
 _NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _STRINGS = {"type": "array", "items": {"type": "string"}}
 _EXEMPTION_PARAMETERS = frozenset({"waivers", "widenings"})
+CEL_ENGINE = "K8sNativeValidation"
+# What Gatekeeper's K8sNativeValidation driver declares: `params` (the whole Constraint) only for variables.
+_CEL_BASE = ("object", "oldObject", "request", "namespaceObject", "variables")
+_CEL_DRIVER_VARIABLES = ("anyObject", "params")
+_CEL_RESERVED_PREFIX = "gatekeeper_internal_"
+_CEL_IDENTIFIER = re.compile(r"[_a-zA-Z][_a-zA-Z0-9]*")
+_CEL_VARIABLE_REF = re.compile(r"\bvariables\.([_a-zA-Z][_a-zA-Z0-9]*)")
 
 
 def kind_name(rule_id: str) -> str:
@@ -137,6 +158,30 @@ def parameters_schema(rule: ir.ResolvedRule) -> dict[str, Any]:
     return {"type": "object", "properties": properties}
 
 
+def cel_lowering(rule: ir.ResolvedRule) -> Lowered:
+    """The rule's checks in CEL for the K8sNativeValidation engine, reading what the Rego reads.
+
+    Variables of its own come first: `requestNamespace` (the request's, "default" when it has
+    none, as the Rego's `namespace`; not `namespace`, a CEL reserved word) and `parameters`
+    (spec.parameters with every parameter the CEL reads, a missing one as an empty list, as the
+    Rego's `object.get(input.parameters, name, [])`).
+    """
+    sources = CelSources(object="variables.anyObject", namespace="variables.requestNamespace",
+                         params="variables.parameters", exemptions="variables.parameters")
+    lowered = CelLowering(rule, "gatekeeper", sources).lower()
+    names = [name for name, _ in rule.rule.params] + sorted(_EXEMPTION_PARAMETERS)
+    entries = ",\n  ".join(f"{literal(name)}: variables.parameterMap[?{literal(name)}].orValue([])" for name in names)
+    prelude = (
+        Variable("requestNamespace", 'request.?namespace.orValue("") != "" ? request.namespace : "default"',
+                 'the request namespace; a request without one (a bare manifest) is in "default", as in the Rego'),
+        Variable("parameterMap", "type(variables.params) == map ? variables.params : {}",
+                 "the Constraint's spec.parameters (Gatekeeper binds null when it has none)"),
+        Variable("parameters", f"{{\n  {entries}\n}}",
+                 "every parameter read below, a missing one as an empty list (no waiver, nothing allowed)"),
+    )
+    return Lowered(prelude + lowered.variables, lowered.validations)
+
+
 class _YamlDumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # type: ignore[misc]
     """Plain YAML for people to read: no anchors and aliases where sub-schemas repeat."""
 
@@ -184,6 +229,7 @@ class GatekeeperBackend(Backend):
                                        why=f"parameter {reserved[0]!r} would collide with the Constraint's exemption parameter")
 
     def _template(self, rule: ir.ResolvedRule) -> str:
+        lowered = cel_lowering(rule)  # generated CEL, its literals escaped by compiler.lang.cel: Safe
         return render(
             "gatekeeper/template.yaml.j2",
             source=str(rule.rule.loc),
@@ -197,6 +243,13 @@ class GatekeeperBackend(Backend):
             target=TARGET,
             rego=Safe(self._rego(rule)),
             lib=Safe(library([f"import future.keywords.{k}" for k in FUTURE_KEYWORDS])),
+            cel_variables=[{"name": v.name, "comment": v.comment, "expression": Safe(v.expression)} for v in lowered.variables],
+            cel_validations=[{
+                "comment": v.comment,
+                "expression": Safe(v.expression),
+                "message": v.message,
+                "message_expression": Safe(v.message_expression) if v.message_expression else None,
+            } for v in lowered.validations],
         )
 
     def _rego(self, rule: ir.ResolvedRule) -> str:
@@ -313,6 +366,48 @@ def _check_rego(path: str, template: dict[str, Any]) -> None:
         raise ArtifactError(f"{path}: Gatekeeper libs must live in packages under lib.")
 
 
+def _cel_env(variables: tuple[str, ...]) -> cel.Env:
+    return cel.NewEnv(variables={name: cel.Type.DYN for name in variables},
+                      extensions=[ext_strings.ExtStrings(), ext_optional.ExtOptional()])
+
+
+@cache
+def _cel_envs() -> tuple[cel.Env, cel.Env]:
+    """(for variables, for validations): Gatekeeper declares `params` for variables only."""
+    return _cel_env((*_CEL_BASE, "params")), _cel_env(_CEL_BASE)
+
+
+def _compile_cel(env: cel.Env, path: str, where: str, expression: str, known: list[str]) -> None:
+    """Compile with the CEL C++ runtime; `variables.<name>` must be declared before (Gatekeeper types them in order)."""
+    try:
+        env.compile(expression)
+    except RuntimeError as error:
+        raise ArtifactError(f"{path}: {where}: CEL does not compile: {' '.join(str(error).split())}") from None
+    unknown = sorted(set(_CEL_VARIABLE_REF.findall(expression)) - set(known))
+    if unknown:
+        raise ArtifactError(f"{path}: {where}: reads variables not declared before it: {unknown}")
+
+
+def _check_cel(path: str, template: dict[str, Any]) -> None:
+    """The K8sNativeValidation entry: names Gatekeeper accepts, every expression compiles."""
+    entries = [c for c in template["spec"]["targets"][0].get("code", []) if c["engine"] == CEL_ENGINE]
+    if len(entries) != 1:
+        raise ArtifactError(f"{path}: expected one {CEL_ENGINE} code entry, found {len(entries)}")
+    source = entries[0]["source"]
+    for_variables, for_validations = _cel_envs()
+    known = list(_CEL_DRIVER_VARIABLES)
+    for variable in source.get("variables", []):
+        name = variable["name"]
+        if not _CEL_IDENTIFIER.fullmatch(name) or name in known or name.startswith(_CEL_RESERVED_PREFIX):
+            raise ArtifactError(f"{path}: CEL variable name {name!r} is not an identifier, repeats or is reserved")
+        _compile_cel(for_variables, path, f"variable {name}", variable["expression"], known)
+        known.append(name)
+    for index, validation in enumerate(source["validations"]):
+        _compile_cel(for_validations, path, f"validation {index}", validation["expression"], known)
+        if "messageExpression" in validation:
+            _compile_cel(for_validations, path, f"validation {index} messageExpression", validation["messageExpression"], known)
+
+
 def _compile_rego(templates: dict[str, dict[str, Any]]) -> None:
     """Compile every template's Rego with its libs in one rego-cpp interpreter (packages are distinct)."""
     libs = {lib for t in templates.values() for lib in t["spec"]["targets"][0].get("libs", [])}
@@ -336,7 +431,7 @@ def _check_pair(path: str, template: dict[str, Any], constraint: dict[str, Any])
 
 
 def parse_back(files: dict[str, str]) -> None:
-    """Parse every file, validate both objects against Gatekeeper's CRD structure, compile every template's Rego."""
+    """Parse every file, validate both objects against Gatekeeper's CRD structure, compile every template's Rego and CEL."""
     documents = _load(files)
     _check_kustomizations(documents)
     compiled: dict[str, dict[str, Any]] = {}
@@ -348,6 +443,7 @@ def parse_back(files: dict[str, str]) -> None:
             raise ArtifactError(f"{path}: expected one template, and its constraints in {constraints_path}")
         _validate(path, templates[0], _validator("ConstraintTemplate"))
         _check_rego(path, templates[0])
+        _check_cel(path, templates[0])
         compiled[path] = templates[0]
         for constraint in documents[constraints_path]:
             _validate(constraints_path, constraint, _validator("Constraint"))

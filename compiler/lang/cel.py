@@ -1,10 +1,12 @@
 """Lowering of a rule's checks to CEL, shared by the engines that evaluate Kubernetes CEL.
 
-ValidatingAdmissionPolicy uses it now; Gatekeeper's `K8sNativeValidation` engine can reuse it,
-which is why where the inputs come from is configurable (`CelSources`): the admitted object,
-the request namespace, the rule's list parameters (inlined as constants, or read from an
-expression such as `variables.params`), and which waivers are applied inside the expressions
-(the rest being left to the caller, e.g. VAP matchConditions).
+ValidatingAdmissionPolicy uses it, and so does Gatekeeper's `K8sNativeValidation` engine, which
+is why where the inputs come from is configurable (`CelSources`): the admitted object, the
+request namespace, the rule's list parameters (inlined as constants, or read from an
+expression such as `variables.params`), and the exemptions: compile-time constants (VAP: the
+`inline_waivers` and the rule's widenings; the rest left to the caller, e.g. matchConditions), or
+data read at evaluation time (`CelSources.exemptions`, Gatekeeper: the Constraint's
+`spec.parameters` carry them, so one Constraint serves its Rego and its CEL alike).
 
 The lowering yields named variables (`variables.<name>`) and validations; semantics
 (docs/semantics.md) are expressed exactly:
@@ -69,6 +71,9 @@ class CelSources:
     namespace: str = "request.namespace"  # the request namespace, a string
     params: str | None = None  # a map of list params; None inlines the rule's values as constants
     variables: str = "variables"
+    # A map holding the lists `waivers` and `widenings` of exemption data (the shape of
+    # compiler.lang.rego.exemption_data), applied at evaluation time; None: exemptions are constants.
+    exemptions: str | None = None
 
 
 @dataclass(frozen=True)
@@ -105,6 +110,10 @@ class CelLowering:
     sources: CelSources = CelSources()
     inline_waivers: tuple[ir.Exemption, ...] = ()
 
+    def __post_init__(self) -> None:
+        if self.sources.exemptions is not None and self.inline_waivers:
+            raise ValueError("exemptions are either constants (inline_waivers) or data (CelSources.exemptions), not both")
+
     def unsupported(self, node: object, loc: ir.Loc, why: str = "") -> UnsupportedError:
         return UnsupportedError(rule=self.rule.id, construct=type(node).__name__, backend=self.backend, loc=loc, why=why)
 
@@ -120,6 +129,8 @@ class CelLowering:
             name = f"selected_{identifier(exemption.id)}"
             variables[name] = Variable(name, self.selects_object(exemption),
                                        f"exemption {exemption.id} ({exemption.loc}) selects this object")
+        for variable in self._exemption_data_variables():
+            variables[variable.name] = variable
         validations = []
         for check in self.rule.rule.checks:
             method = getattr(self, f"lower_{type(check.subject).__name__}", None)
@@ -179,8 +190,9 @@ class CelLowering:
             base = literal(list(self.rule.rule.param(values.name)))
         else:
             base = f"{self.sources.params}[{literal(values.name)}]"
+        constants = self.rule.widenings if self.sources.exemptions is None else ()  # else `_member` reads the data
         widened = [f"({self.selects(e, name)} ? {literal(list(dict(e.allow)[values.name]))} : [])"
-                   for e in self.rule.widenings if values.name in dict(e.allow)]
+                   for e in constants if values.name in dict(e.allow)]
         return " + ".join([base, *widened])
 
     # --- predicates: a CEL condition under which subject `x` complies ----------------------
@@ -202,13 +214,21 @@ class CelLowering:
         v = self._value(node.ref, x, check)
         return f"{v} == null || {self._typed(v, node.value)} && {v} != {literal(node.value)}"
 
+    def _member(self, v: str, values: ir.Values, check: ir.Check, name: str) -> str:
+        """`v` is among the values; with exemption data, also among what a selecting widening allows."""
+        if self.sources.exemptions is None or not isinstance(values, ir.Param):
+            return f"{v} in {self._values(values, check, name)}"
+        widened = (f"{self.var('selectedWidenings')}.exists(e, {_any_or_member('e', 'containers', name)}"
+                   f" && has(e.allow) && {v} in e.allow[?{literal(values.name)}].orValue([]))")
+        return f"({v} in {self._values(values, check, name)} || {widened})"
+
     def lower_OneOf(self, node: ir.OneOf, check: ir.Check, x: str, name: str) -> str:
         v = self._value(node.ref, x, check)
-        return f"type({v}) == string && {v} in {self._values(node.values, check, name)}"
+        return f"type({v}) == string && {self._member(v, node.values, check, name)}"
 
     def lower_NoneOf(self, node: ir.NoneOf, check: ir.Check, x: str, name: str) -> str:
         v = self._value(node.ref, x, check)
-        return f"{v} == null || type({v}) == string && !({v} in {self._values(node.values, check, name)})"
+        return f"{v} == null || type({v}) == string && !({self._member(v, node.values, check, name)})"
 
     def lower_ListContains(self, node: ir.ListContains, check: ir.Check, x: str, name: str) -> str:
         v = self._value(node.ref, x, check)
@@ -216,8 +236,7 @@ class CelLowering:
 
     def lower_ListSubsetOf(self, node: ir.ListSubsetOf, check: ir.Check, x: str, name: str) -> str:
         v = self._value(node.ref, x, check)
-        allowed = self._values(node.allowed, check, name)
-        return f"{v} == null || type({v}) == list && {v}.all(item, item in {allowed})"
+        return f"{v} == null || type({v}) == list && {v}.all(item, {self._member('item', node.allowed, check, name)})"
 
     def lower_Present(self, node: ir.Present, check: ir.Check, x: str, name: str) -> str:
         return f"{self._value(node.ref, x, check)} != null"
@@ -254,6 +273,8 @@ class CelLowering:
     def _complies_or_waived(self, check: ir.Check, x: str, name: str) -> str:
         complies = self._complies(check, x, name)
         waived = [self.selects(e, name) for e in self.inline_waivers]
+        if self.sources.exemptions is not None:
+            waived.append(f"{self.var('selectedWaivers')}.exists(e, {_any_or_member('e', 'containers', name)})")
         return "\n  || ".join([f"({complies})" if waived else complies, *waived])
 
     def lower_EachContainer(self, node: ir.EachContainer, check: ir.Check) -> tuple[list[Variable], Validation]:
@@ -289,7 +310,27 @@ class CelLowering:
     # --- exemptions ------------------------------------------------------------------------
 
     def _inline_exemptions(self) -> list[ir.Exemption]:
+        if self.sources.exemptions is not None:
+            return []
         return [*self.inline_waivers, *self.rule.widenings]
+
+    def _exemption_data_variables(self) -> list[Variable]:
+        """With exemption data: the waivers and widenings whose object-level criteria select this object.
+
+        As the Rego helpers (`lib.kupe.selects`): every criterion must be present, and holds when
+        empty or met; a label criterion holds when the object's own label has the wanted value.
+        """
+        if self.sources.exemptions is None:
+            return []
+        obj, data = self.sources.object, self.sources.exemptions
+        selects = " &&\n  ".join([
+            _any_or_member("e", "namespaces", self.sources.namespace),
+            _any_or_member("e", "names", f"{obj}.?metadata.?name.orValue('')"),
+            f"has(e.labels) && e.labels.all(k, {obj}.?metadata.?labels[?k] == optional.of(e.labels[k]))",
+        ])
+        return [Variable(f"selected{kind.title()}", f"{data}.{kind}.filter(e,\n  {selects}\n)",
+                         f"the {kind} of the exemption data whose namespace, name and label criteria select this object")
+                for kind in ("waivers", "widenings")]
 
     def selects_object(self, exemption: ir.Exemption) -> str:
         """The exemption's namespace, name and label criteria, on the object (true when none)."""
@@ -313,4 +354,9 @@ class CelLowering:
 
 def _path(path: ir.FieldPath) -> str:
     return "".join(f".?{part}" for part in path)
+
+
+def _any_or_member(exemption: str, field: str, value: str) -> str:
+    """The criterion `field` of exemption data is present, and empty (any) or holds `value`."""
+    return f"has({exemption}.{field}) && (size({exemption}.{field}) == 0 || {value} in {exemption}.{field})"
 
