@@ -36,16 +36,16 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
-import pydantic
+import jsonschema
 import yaml
-from cloudcoil.models.kyverno import v1 as kyverno_v1
-from cloudcoil.models.kyverno import v2 as kyverno_v2
 
 from .. import describe, ir
 from ..errors import ArtifactError, UnsupportedError
-from ..render import Safe, render
+from ..render import Safe, parse_yaml, render
+from ..schemas.kyverno_schemas import SCHEMA_DIR
 from . import Backend
 
 BACKEND = "kyverno"
@@ -444,47 +444,31 @@ def exception_document(exemption: ir.Exemption, rules: list[ir.ResolvedRule]) ->
     }
 
 
-_MODELS: dict[tuple[str, str], type[pydantic.BaseModel]] = {
-    ("kyverno.io/v1", "ClusterPolicy"): kyverno_v1.ClusterPolicy,
-    ("kyverno.io/v2", "PolicyException"): kyverno_v2.PolicyException,
-}
+_SCHEMAS = {("kyverno.io/v1", "ClusterPolicy"): "clusterpolicy", ("kyverno.io/v2", "PolicyException"): "policyexception"}
 
 
-def _differences(expected: Any, actual: Any, where: str = "") -> list[str]:
-    if isinstance(expected, dict) and isinstance(actual, dict):
-        out = [f"{where}.{k}" for k in expected.keys() ^ actual.keys()]
-        for key in expected.keys() & actual.keys():
-            out += _differences(expected[key], actual[key], f"{where}.{key}")
-        return out
-    if isinstance(expected, list) and isinstance(actual, list) and len(expected) == len(actual):
-        return [d for i, (a, b) in enumerate(zip(expected, actual)) for d in _differences(a, b, f"{where}[{i}]")]
-    return [] if expected == actual and type(expected) is type(actual) else [where or "."]
+@cache
+def _validator(stem: str) -> jsonschema.Draft202012Validator:
+    """Kyverno's CRD schema for one kind, exported strict from cloudcoil-models-kyverno (compiler/schemas)."""
+    return jsonschema.Draft202012Validator(json.loads((SCHEMA_DIR / f"{stem}.schema.json").read_text(encoding="utf-8")))
 
 
 def validate_strictly(document: dict[str, Any], where: str) -> None:
-    """Validate against the CRD model and reject anything it would drop or coerce.
-
-    The cloudcoil models ignore unknown fields (pydantic's default), so the document must
-    survive a round trip through the model unchanged: an unknown field is dropped and shows.
-    """
-    model = _MODELS.get((document.get("apiVersion"), document.get("kind")))
-    if model is None:
+    """Validate against Kyverno's CRD schema; unknown fields and wrong types are refused."""
+    stem = _SCHEMAS.get((document.get("apiVersion"), document.get("kind")))
+    if stem is None:
         raise ArtifactError(f"{where}: unexpected {document.get('apiVersion')} {document.get('kind')}")
-    try:
-        parsed = model.model_validate(document)
-    except pydantic.ValidationError as error:
-        raise ArtifactError(f"{where}: does not validate as {document['kind']}: {error}") from None
-    dumped = parsed.model_dump(mode="json", by_alias=True, exclude_unset=True)
-    bad = _differences(document, dumped)
-    if bad:
-        raise ArtifactError(f"{where}: {document['kind']} fields unknown to Kyverno's CRD or coerced: {', '.join(sorted(bad))}")
+    error = jsonschema.exceptions.best_match(_validator(stem).iter_errors(document))
+    if error is not None:
+        path = "/".join(str(p) for p in error.absolute_path) or "(root)"
+        raise ArtifactError(f"{where}: does not validate as {document['kind']} at {path}: {error.message}")
 
 
 def parse_back(files: dict[str, str], documents: dict[str, dict[str, Any]]) -> None:
     """Every file parses as YAML to exactly what was meant, and validates against Kyverno's CRDs."""
     for name, text in sorted(files.items()):
         try:
-            parsed = yaml.safe_load(text)
+            (parsed,) = parse_yaml(text)
         except yaml.YAMLError as error:
             raise ArtifactError(f"{name}: generated YAML does not parse: {error}") from None
         if parsed != documents[name]:
@@ -510,8 +494,12 @@ class KyvernoBackend(Backend):
         for rule in program.rules:
             add(f"kyverno/policies/{rule.id}.yaml", "kyverno/document.yaml.j2", rule.rule.loc,
                 policy_document(rule, sets[rule.rule.policy_set]))
+        waived_rules: dict[str, list[ir.ResolvedRule]] = {}
+        for rule in program.rules:
+            for waiver in rule.waivers:
+                waived_rules.setdefault(waiver.id, []).append(rule)
         for exemption in program.exemptions:
-            waived = [r for r in program.rules if exemption in r.waivers and not exemption.containers]
+            waived = [] if exemption.containers else waived_rules.get(exemption.id, [])
             if waived:
                 add(f"kyverno/exceptions/{exemption.id}.yaml", "kyverno/document.yaml.j2", exemption.loc,
                     exception_document(exemption, waived))
