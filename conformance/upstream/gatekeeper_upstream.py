@@ -4,6 +4,9 @@ Each case is judged the way ``gator verify`` judges it: the object (or the Admis
 request) is reviewed against the suite's template and constraint with the case's inventory, and
 every assertion counts the violations whose message matches its regex (all of them when it has
 no message): ``yes`` wants at least one, ``no`` none, an integer exactly that many.
+
+``engine="cel"`` runs the same suites through the emulator's K8sNativeValidation engine, for the
+templates that carry such an entry (the others are skipped: gator has nothing to run in CEL).
 """
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ from typing import Any, Mapping, Sequence
 import yaml
 
 from conformance.engines.gatekeeper import GATOR_POINT, ConstraintTemplateEngine, Violation
+from conformance.engines.gatekeeper.cel_program import CEL_ENGINE
 
 __all__ = [
     "CaseOutcome",
@@ -105,8 +109,14 @@ def _review_case(
     return engine.review(constraint, obj, operation="", inventory=inventory, enforcement_point=GATOR_POINT)
 
 
-def run_suite(suite_path: Path) -> list[CaseOutcome]:
-    """Every non-skipped case of one ``suite.yaml``."""
+def has_cel(template: Mapping[str, Any]) -> bool:
+    """Whether the template's target carries a K8sNativeValidation code entry."""
+    targets = (template.get("spec") or {}).get("targets") or []
+    return any(code.get("engine") == CEL_ENGINE for target in targets for code in target.get("code") or [])
+
+
+def run_suite(suite_path: Path, engine: str = "rego") -> list[CaseOutcome]:
+    """Every non-skipped case of one ``suite.yaml`` (with ``engine="cel"``, of its tests whose template has CEL)."""
     suite_dir, name = suite_path.parent, suite_path.parent.name
     suite = _load_one(suite_path)
     if suite.get("skip"):
@@ -116,10 +126,12 @@ def run_suite(suite_path: Path) -> list[CaseOutcome]:
         if test.get("skip"):
             continue
         cases = [c for c in test.get("cases") or [] if not c.get("skip")]
+        if engine == "cel" and not has_cel(_load_one(suite_dir / test["template"])):
+            continue
         try:
             if test.get("invalid"):
                 raise NotImplementedError("`invalid` tests need constraint schema validation")
-            engine = ConstraintTemplateEngine(_load_one(suite_dir / test["template"]))
+            template_engine = ConstraintTemplateEngine(_load_one(suite_dir / test["template"]), engine=engine)
             constraint = _load_one(suite_dir / test["constraint"])
         except Exception as err:  # gator fails every case of a test whose setup fails
             outcomes += [
@@ -128,7 +140,7 @@ def run_suite(suite_path: Path) -> list[CaseOutcome]:
             ]
             continue
         for case in cases:
-            outcomes.append(_run_case(name, test["name"], case, suite_dir, engine, constraint))
+            outcomes.append(_run_case(name, test["name"], case, suite_dir, template_engine, constraint))
     return outcomes
 
 
@@ -152,16 +164,17 @@ def _run_case(
     return CaseOutcome(suite, test, case["name"], True)
 
 
-def run_all(root: Path) -> list[CaseOutcome]:
+def run_all(root: Path, engine: str = "rego") -> list[CaseOutcome]:
     """Every case of every ``<template>/suite.yaml`` under ``root``, in a stable order."""
-    return [o for suite in sorted(root.glob("*/suite.yaml")) for o in run_suite(suite)]
+    return [o for suite in sorted(root.glob("*/suite.yaml")) for o in run_suite(suite, engine)]
 
 
-def load_known_gaps(path: Path) -> dict[str, str]:
-    """``{case key: reason}`` from the known-gaps YAML; every gap must carry a reason."""
+def load_known_gaps(path: Path, section: str = "gaps") -> dict[str, str]:
+    """``{case key: reason}`` from one section of the known-gaps YAML (``gaps``: Rego, ``cel_gaps``:
+    CEL); every gap must carry a reason."""
     doc = yaml.safe_load(path.read_text()) or {}
     gaps: dict[str, str] = {}
-    for entry in doc.get("gaps") or []:
+    for entry in doc.get(section) or []:
         if not entry.get("reason"):
             raise ValueError(f"known gap {entry.get('case')!r} has no reason")
         gaps[entry["case"]] = entry["reason"]

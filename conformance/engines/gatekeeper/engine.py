@@ -1,9 +1,11 @@
 """Evaluate a Gatekeeper ConstraintTemplate + Constraint against objects, as Gatekeeper would.
 
-The template's Rego runs in rego-cpp (regopy) with Gatekeeper's input shape
+``engine="rego"``: the template's Rego runs in rego-cpp (regopy) with Gatekeeper's input shape
 (``input.review`` = the AdmissionRequest, ``input.parameters`` = the Constraint's
-``spec.parameters``, ``data.inventory`` = synced cluster objects); the Constraint's ``match`` and
-``enforcementAction`` are applied in Python with Gatekeeper's semantics (see ``match.py``).
+``spec.parameters``, ``data.inventory`` = synced cluster objects). ``engine="cel"``: the
+template's K8sNativeValidation entry runs as Gatekeeper's CEL driver does (``cel_program.py``).
+Either way the Constraint's ``match`` and ``enforcementAction`` are applied in Python with
+Gatekeeper's semantics (see ``match.py``).
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import regopy
 from regopy import interpreter as _rego_c
 from regopy import output as _rego_out
 
+from .cel_program import CelProgram, CelTemplateError
 from .match import MatchError, is_namespace, request_matches
 from .rego_source import (
     RegoSourceError,
@@ -63,13 +66,15 @@ class Violation:
     msg: str
     details: Any
     enforcement_action: str  # "deny" | "dryrun" | "warn"
+    error: bool = False  # reported because an expression failed (CEL, failurePolicy Fail), not a false validation
 
 
 class _Program(Protocol):
-    """What an evaluation engine for one template provides (Rego now; CEL can plug in later)."""
+    """What an evaluation engine for one template provides (Rego or CEL)."""
 
-    def evaluate(self, rego_input: Mapping[str, Any], inventory: Mapping[str, Any]) -> list[dict]:
-        """Raw violation elements (each with ``msg`` and optional ``details``)."""
+    def violations(self, request: Mapping[str, Any], constraint: Mapping[str, Any],
+                   namespace: Mapping[str, Any] | None, inventory: Sequence[Mapping[str, Any]]) -> list[dict]:
+        """Raw violation elements (each with ``msg``, optional ``details`` and ``error``)."""
         ...
 
 
@@ -114,6 +119,11 @@ class _RegoProgram:
         if len(self._compiled) > _INVENTORY_CACHE:
             self._compiled.popitem(last=False)
         return compiled
+
+    def violations(self, request: Mapping[str, Any], constraint: Mapping[str, Any],
+                   namespace: Mapping[str, Any] | None, inventory: Sequence[Mapping[str, Any]]) -> list[dict]:
+        rego_input = {"review": request, "parameters": (constraint.get("spec") or {}).get("parameters") or {}}
+        return self.evaluate(rego_input, inventory_tree(inventory))
 
     def evaluate(self, rego_input: Mapping[str, Any], inventory: Mapping[str, Any]) -> list[dict]:
         # regopy's Output wrapper crashes on error outputs (it json-parses them), so read the
@@ -246,8 +256,26 @@ def _namespace_from_inventory(name: str, inventory: Sequence[Mapping[str, Any]])
     return None
 
 
+class _CelProgram:
+    """The template's K8sNativeValidation entry; it reads no inventory (no data.inventory in CEL)."""
+
+    def __init__(self, target: Mapping[str, Any]) -> None:
+        try:
+            self._program = CelProgram(target)
+        except CelTemplateError as err:
+            raise TemplateError(str(err)) from None
+
+    def violations(self, request: Mapping[str, Any], constraint: Mapping[str, Any],
+                   namespace: Mapping[str, Any] | None, inventory: Sequence[Mapping[str, Any]]) -> list[dict]:
+        return self._program.evaluate(request, constraint, namespace)
+
+
 class ConstraintTemplateEngine:
-    """One ConstraintTemplate, compiled once, reviewing objects against any of its Constraints."""
+    """One ConstraintTemplate, compiled once, reviewing objects against any of its Constraints.
+
+    ``engine`` chooses the template's code Gatekeeper evaluates: ``"rego"`` (the ``rego`` field or
+    a Rego code entry) or ``"cel"`` (the K8sNativeValidation code entry).
+    """
 
     def __init__(self, template: Mapping[str, Any], *, engine: str = "rego") -> None:
         if template.get("kind") != "ConstraintTemplate":
@@ -259,10 +287,10 @@ class ConstraintTemplateEngine:
         targets = spec.get("targets") or []
         if len(targets) != 1 or targets[0].get("target") != TARGET:
             raise TemplateError(f"template must have exactly one target, {TARGET}")
-        if engine != "rego":
-            raise NotImplementedError(f"engine {engine!r}: only the Rego engine is emulated so far")
+        if engine not in ("rego", "cel"):
+            raise ValueError(f"unknown engine {engine!r}: 'rego' or 'cel'")
         self.engine = engine
-        self._program: _Program = _build_rego_program(targets[0])
+        self._program: _Program = _build_rego_program(targets[0]) if engine == "rego" else _CelProgram(targets[0])
 
     def _check_constraint(self, constraint: Mapping[str, Any]) -> None:
         if constraint.get("kind") != self.kind:
@@ -293,15 +321,14 @@ class ConstraintTemplateEngine:
             match, [request.get("object"), request.get("oldObject")], namespace, source=source
         ):
             return []
-        rego_input = {"review": request, "parameters": (constraint.get("spec") or {}).get("parameters") or {}}
         action = max(actions, key=_STRENGTH.__getitem__)
         violations = []
-        for element in self._program.evaluate(rego_input, inventory_tree(inventory)):
+        for element in self._program.violations(request, constraint, namespace, inventory):
             if not isinstance(element, dict) or "msg" not in element:
                 continue  # Gatekeeper only reports elements that carry a msg
             if not isinstance(element["msg"], str):
                 raise EvaluationError(f"violation msg is not a string: {element['msg']!r}")
-            violations.append(Violation(element["msg"], element.get("details", {}), action))
+            violations.append(Violation(element["msg"], element.get("details", {}), action, bool(element.get("error"))))
         return violations
 
     def review(
