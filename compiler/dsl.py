@@ -249,8 +249,6 @@ class PolicySet:
             raise _fail(loc, f"{where} kinds: unknown kind(s) {sorted(set(chosen_kinds) - set(POD_KINDS))}; expected some of {list(POD_KINDS)}")
         stage = _strings(enforced_in, f"{where} enforced_in", loc)
         start = None if enforce_from is None else _date(enforce_from, loc, f"{where} enforce_from")
-        if (stage or start) and level is not ir.Level.RECOMMENDED:
-            raise _fail(loc, f"{where}: enforce_from and enforced_in stage a Recommended rule; this one is already Required")
         if any(r.id == id for r in self.rules):
             raise _fail(loc, f"{where} is declared twice in policy set {self.id!r}")
         rule = ir.Rule(

@@ -83,6 +83,9 @@ def resolve(
         if days < EXPIRY_WARNING_DAYS:
             warnings.append(f"{e.loc}: exemption {e.id!r} expires on {e.expires.isoformat()} ({days} days left); renew or retire it")
 
+    for rule in all_rules:
+        if rule.level is ir.Level.REQUIRED and (rule.enforce_from or rule.enforced_in):
+            warnings.append(f"{rule.loc}: rule {rule.id!r} is required everywhere already; its enforce_from/enforced_in no longer apply")
     audit_action = {ps.id: ps.audit_action for ps in policy_sets}
     resolved = tuple(
         ir.ResolvedRule(

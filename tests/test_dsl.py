@@ -7,7 +7,7 @@ import inspect
 
 import pytest
 
-from compiler import ir
+from compiler import ir, passes
 from compiler.dsl import PolicySet, Recommended, Required, containers, exempt, param, pod, volumes
 from compiler.errors import PolicyError
 
@@ -105,14 +105,17 @@ def test_exemption_rejects_bad_fields(kwargs: dict, message: str) -> None:
     assert "tests/test_dsl.py:" in str(error.value)
 
 
-def test_staging_applies_to_recommended_rules_only() -> None:
+def test_staging_is_superseded_once_a_rule_is_required() -> None:
     ps = PolicySet("demo", title="Demo")
     rule = ps.rule("ro", Recommended, title="t", rationale="r", fix="f", enforce_from="2027-06-01", enforced_in=["payments"],
                    check=containers().field("securityContext.readOnlyRootFilesystem").equals(True))
     assert rule.enforce_from == dt.date(2027, 6, 1) and rule.enforced_in == ("payments",)
-    with pytest.raises(PolicyError, match="already Required"):
-        ps.rule("ro2", Required, title="t", rationale="r", fix="f", enforced_in=["payments"],
-                check=containers().field("securityContext.readOnlyRootFilesystem").equals(True))
+    ps.rule("ro2", Required, title="t", rationale="r", fix="f", enforced_in=["payments"],
+            check=containers().field("securityContext.readOnlyRootFilesystem").equals(True))
+    program, warnings = passes.resolve((ps.build(),), (), dt.date(2026, 11, 1))
+    assert program.rules[1].level is ir.Level.REQUIRED and program.rules[1].enforced_in == ()
+    assert program.rules[0].enforced_in == ("payments",)
+    assert any("'ro2' is required everywhere already" in w for w in warnings)
     with pytest.raises(PolicyError, match="enforce_from: expected a date"):
         ps.rule("ro3", Recommended, title="t", rationale="r", fix="f", enforce_from="June",
                 check=containers().field("securityContext.readOnlyRootFilesystem").equals(True))
