@@ -13,12 +13,13 @@ from conformance.suite import load_cases
 from conftest import REPO, run_cli, snapshot
 
 FIXTURES = REPO / "tests" / "fixtures"
-RULE = "read-only-root-filesystem"
+RULE = "container-resources"  # not staged: promoting it is a one-token edit
+STAGED = "read-only-root-filesystem"  # staged in payments: promoting it also drops the stage
 AS_OF = "2026-11-01"
 
 
-def promote(*args: str):
-    return run_cli("promote", RULE, "--as-of", AS_OF, *args)
+def promote(*args: str, rule: str = RULE):
+    return run_cli("promote", rule, "--as-of", AS_OF, *args)
 
 
 def tokens(source: str) -> list[str]:
@@ -28,7 +29,7 @@ def tokens(source: str) -> list[str]:
 def test_ready_rule_report_counts_covered_violations(project: Path) -> None:
     result = promote("--evidence", str(FIXTURES / "manifests" / "ready"))
     assert result.exit_code == 0
-    assert f"{RULE} (recommended, policies/container_security.py:40): READY" in result.stdout
+    assert f"{RULE} (recommended, policies/container_security.py:" in result.stdout and "): READY" in result.stdout
     assert "0 uncovered violation(s), 1 covered" in result.stdout
     assert "DaemonSet/kube-proxy" in result.stdout and "by system-namespaces" in result.stdout
 
@@ -41,9 +42,9 @@ def test_write_on_a_ready_rule_changes_one_token_and_flips_its_verdicts(project:
     after = source.read_text()
     changed = [d for d in difflib.ndiff(tokens(before), tokens(after)) if d[0] in "+-"]
     assert changed == ["- Recommended", "+ Required"]
-    assert after.splitlines()[40] == f'    "{RULE}", Required,'
+    assert f'    "{RULE}", Required,\n' in after
     assert snapshot(project / "policies").keys() == {"container_security.py", "exemptions.py", "runtime_security.py"}
-    assert f'level := "required"' in (project / "out" / "rego" / f"{RULE}.rego").read_text()
+    assert 'level := "required"' in (project / "out" / "rego" / f"{RULE}.rego").read_text()
     assert "wrote" in result.stdout and (project / "out" / "POLICIES.md").is_file()
 
     records = runner.run(load_cases(), ["rego"], project / "policies")
@@ -57,7 +58,7 @@ def test_write_on_a_non_ready_rule_refuses_and_lists_blockers(project: Path) -> 
     source = project / "policies" / "container_security.py"
     before = source.read_text()
     result = promote("--evidence", str(FIXTURES / "manifests" / "mixed"),
-                     "--evidence", str(FIXTURES / "evidence" / "gatekeeper-constraints.yaml"), "--write")
+                     "--evidence", str(FIXTURES / "evidence" / "gatekeeper-constraints.yaml"), "--write", rule=STAGED)
     assert result.exit_code == 1
     assert "NOT READY" in result.stdout and "namespace web:" in result.stdout and "namespace ops:" in result.stdout
     assert "refusing to promote" in result.stderr
@@ -67,17 +68,18 @@ def test_write_on_a_non_ready_rule_refuses_and_lists_blockers(project: Path) -> 
 
 def test_exempt_current_writes_expiring_exemptions_then_promotes(project: Path) -> None:
     evidence = ["--evidence", str(FIXTURES / "manifests" / "mixed"), "--evidence", str(FIXTURES / "evidence" / "gatekeeper-constraints.yaml")]
-    result = promote(*evidence, "--exempt-current", "--ttl", "30d", "--owner", "web-team", "--ticket", "SEC-200", "--write")
+    result = promote(*evidence, "--exempt-current", "--ttl", "30d", "--owner", "web-team", "--ticket", "SEC-200", "--write", rule=STAGED)
     assert result.exit_code == 0, result.output
     generated = (project / "policies" / "generated_exemptions.py").read_text()
-    frontend, shell = exemption_id(RULE, "web", "frontend"), exemption_id(RULE, "ops", "debug-shell")
+    frontend, shell = exemption_id(STAGED, "web", "frontend"), exemption_id(STAGED, "ops", "debug-shell")
     assert generated.count("exempt(\n") == 2 and frontend in generated and shell in generated
     assert 'owner="web-team", ticket="SEC-200", expires="2026-12-01"' in generated
     assert ": READY to become required" in result.stdout and "is now required" in result.stdout
     rules = run_cli("rules", "--as-of", AS_OF)
-    assert frontend in rules.stdout and "required" in next(l for l in rules.stdout.splitlines() if l.startswith(RULE))
+    assert frontend in rules.stdout and "required" in next(line for line in rules.stdout.splitlines() if line.startswith(STAGED))
+    assert "enforced_in" not in (project / "policies" / "container_security.py").read_text()
     # Once required, the rule cannot be promoted again; the generated module is not rewritten.
-    again = promote(*evidence, "--exempt-current", "--ttl", "30d", "--owner", "web-team")
+    again = promote(*evidence, "--exempt-current", "--ttl", "30d", "--owner", "web-team", rule=STAGED)
     assert again.exit_code == 2 and "already required" in again.stderr
     assert (project / "policies" / "generated_exemptions.py").read_text() == generated
 
@@ -104,8 +106,16 @@ def test_set_required_keeps_everything_else() -> None:
     assert set_required(source, "b", 9) == source.replace("dsl.Recommended", "dsl.Required")
 
 
+def test_promoting_a_staged_rule_drops_its_stage() -> None:
+    head = "from compiler.dsl import Recommended, Required\n"
+    source = (head + 's.rule(\n    "a", Recommended,\n    fix="f",\n    enforced_in=["payments"],  # stage (PLAT-88)\n)\n'
+              's.rule("b", Recommended, fix="g", enforce_from="2027-06-01")\n')
+    assert set_required(source, "a", 2) == head + 's.rule(\n    "a", Required,\n    fix="f",\n)\n' + source.splitlines(keepends=True)[-1]
+    assert set_required(source, "b", 7).endswith('s.rule("b", Required, fix="g")\n')
+
+
 def test_exemption_ids_are_valid_and_deterministic() -> None:
     long = exemption_id(RULE, "a-very-long-namespace-name-for-testing", "Workload.With.Dots" * 3)
     assert long == exemption_id(RULE, "a-very-long-namespace-name-for-testing", "Workload.With.Dots" * 3)
-    assert len(long) <= 63 and long.startswith("promote-read-only-root-filesystem-") and long.islower()
+    assert len(long) <= 63 and long.startswith("promote-container-resources-") and long.islower()
     assert exemption_id(RULE, "a", "b.c") != exemption_id(RULE, "a", "b-c")

@@ -105,14 +105,31 @@ def _offset(lines: list[bytes], line: int, column: int) -> int:
     return sum(len(text) for text in lines[: line - 1]) + column
 
 
-def _level_node(tree: ast.Module, rule_id: str, line: int) -> ast.expr:
+STAGE_KEYWORDS = ("enforce_from", "enforced_in")
+
+
+def _rule_call(tree: ast.Module, rule_id: str, line: int) -> tuple[ast.Call, ast.expr]:
+    """The `.rule(rule_id, …)` call at `line` and its level argument."""
     for node in ast.walk(tree):
         if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "rule"
                 and node.lineno == line and node.args and isinstance(node.args[0], ast.Constant) and node.args[0].value == rule_id):
             level = node.args[1] if len(node.args) > 1 else next((k.value for k in node.keywords if k.arg == "level"), None)
             if level is not None:
-                return level
+                return node, level
     raise InputError(f"cannot find the level of rule {rule_id!r} in a .rule({rule_id!r}, …) call on this line")
+
+
+def _drop_keyword(data: bytes, lines: list[bytes], call: ast.Call, keyword: ast.keyword) -> tuple[int, int]:
+    """The byte span to delete for a keyword argument: its own line(s) when it has them, else `, name=value`."""
+    start = _offset(lines, keyword.lineno, keyword.col_offset)
+    end = _offset(lines, keyword.end_lineno, keyword.end_col_offset)
+    line_start = _offset(lines, keyword.lineno, 0)
+    line_end = _offset(lines, keyword.end_lineno + 1, 0) if keyword.end_lineno < len(lines) else len(data)
+    if not data[line_start:start].strip() and re.fullmatch(rb"\s*,?\s*(#[^\n]*)?\r?\n?", data[end:line_end]):
+        return line_start, line_end
+    previous = max(_offset(lines, n.end_lineno, n.end_col_offset) for n in [*call.args, *call.keywords]
+                   if _offset(lines, n.end_lineno, n.end_col_offset) <= start)
+    return previous, end
 
 
 def _binds(tree: ast.Module, name: str) -> bool:
@@ -124,10 +141,11 @@ def set_required(source: str, rule_id: str, line: int) -> str:
 
     `Recommended` becomes `Required`; `dsl.Recommended` becomes `dsl.Required`; `Level.RECOMMENDED`
     becomes `Level.REQUIRED`. When the file uses the bare name but does not import `Required`,
-    it is added to the `from compiler.dsl import …` line.
+    it is added to the `from compiler.dsl import …` line. A stage (`enforce_from=`, `enforced_in=`)
+    only applies to recommended rules, so its keyword arguments are removed with their lines.
     """
     tree = ast.parse(source)
-    node = _level_node(tree, rule_id, line)
+    call, node = _rule_call(tree, rule_id, line)
     replacements = {"Recommended": "Required", "RECOMMENDED": "REQUIRED"}
     current = node.id if isinstance(node, ast.Name) else node.attr if isinstance(node, ast.Attribute) else None
     if current not in replacements:
@@ -137,6 +155,7 @@ def set_required(source: str, rule_id: str, line: int) -> str:
     end = _offset(lines, node.end_lineno, node.end_col_offset)
     start = end - len(current)
     edits = [(start, end, replacements[current].encode())]
+    edits += [(*_drop_keyword(data, lines, call, k), b"") for k in call.keywords if k.arg in STAGE_KEYWORDS]
     if isinstance(node, ast.Name) and not _binds(tree, "Required"):
         imports = [n for n in tree.body if isinstance(n, ast.ImportFrom) and n.module == "compiler.dsl"]
         if not imports:

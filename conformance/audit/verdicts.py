@@ -6,8 +6,8 @@ the object's *verdict key*: the part of the object that any rule or exemption of
 can read (docs/semantics.md):
 
 * `apiVersion` and `kind` (which rules apply, and where the pod spec is);
-* the namespace, the name and the labels that an exemption or a stage names; any other
-  namespace or name is replaced by one placeholder (no exemption selects it), and only the
+* the namespace, the name and the label values that an exemption or a stage names; any other
+  namespace, name or value is replaced by one placeholder (nothing selects it), and only the
   label keys some exemption selects on are kept;
 * in the pod spec, the pod-level fields the checks read, and for every container list and
   volume list the checks iterate, each item's checked fields (and container names when an
@@ -56,7 +56,10 @@ class VerdictKey:
         exemptions = program.exemptions
         self.namespaces = {n for e in exemptions for n in e.namespaces} | {n for r in program.rules for n in r.enforced_in}
         self.names = {n for e in exemptions for n in e.names}
-        self.label_keys = sorted({k for e in exemptions for k, _ in e.labels})
+        self.label_values: dict[str, set[str]] = {}
+        for exemption in exemptions:
+            for k, v in exemption.labels:
+                self.label_values.setdefault(k, set()).add(v)
         self.container_names = any(e.containers for e in exemptions)
         self.pod_paths: set[tuple[str, ...]] = set()
         self.container_paths: dict[str, set[tuple[str, ...]]] = {}
@@ -78,8 +81,9 @@ class VerdictKey:
             for paths in self.container_paths.values():
                 paths.add(("name",))
 
-    def _selected(self, obj: dict[str, Any], field: str, known: set[str]) -> tuple[Any, ...]:
-        walked = _walk(obj, ("metadata", field))
+    @staticmethod
+    def _selected(obj: dict[str, Any], path: tuple[str, ...], known: set[str]) -> tuple[Any, ...]:
+        walked = _walk(obj, path)
         if walked[0] == "value" and isinstance(walked[1], str) and walked[1] not in known:
             return ("value", _OTHER)
         return walked
@@ -93,8 +97,9 @@ class VerdictKey:
 
     def __call__(self, obj: dict[str, Any]) -> str:
         key: list[Any] = [obj.get("apiVersion"), obj.get("kind"),
-                          self._selected(obj, "namespace", self.namespaces), self._selected(obj, "name", self.names),
-                          [_walk(obj, ("metadata", "labels", k)) for k in self.label_keys]]
+                          self._selected(obj, ("metadata", "namespace"), self.namespaces),
+                          self._selected(obj, ("metadata", "name"), self.names),
+                          [self._selected(obj, ("metadata", "labels", k), v) for k, v in sorted(self.label_values.items())]]
         target = POD_TARGETS.get(str(obj.get("kind")))
         if target is not None:
             spec = _walk(obj, target.pod_spec_path)
