@@ -43,11 +43,17 @@ class Adapter(ABC):
 
     backend: ClassVar[str]
     engine: ClassVar[str]  # what really evaluates, for the matrix legend
+    artifacts_of: ClassVar[str | None] = None  # the compiler backend whose artifacts it reads; None: `backend`
     registry: ClassVar[dict[str, type[Adapter]]] = {}
 
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
         Adapter.registry[cls.backend] = cls
+
+    @classmethod
+    def compiled_backend(cls) -> str:
+        """The compiler backend to compile for this adapter (another one's, for a second engine of its artifacts)."""
+        return cls.artifacts_of or cls.backend
 
     @abstractmethod
     def __init__(self, artifacts: dict[str, str]) -> None:
