@@ -338,3 +338,108 @@ violation[{"msg": "duplicate"}] {
 def test_constraint_kind_must_match_template(v0_engine):
     with pytest.raises(ValueError, match="kind"):
         v0_engine.review(constraint(kind="Other"), pod())
+
+
+# --- the K8sNativeValidation (CEL) engine -------------------------------------------------------
+
+
+def cel_template(validations, *, variables=(), match_condition=None, failure_policy=None):
+    source = {"validations": list(validations), "variables": list(variables)}
+    if match_condition is not None:
+        source["matchCondition"] = match_condition
+    if failure_policy is not None:
+        source["failurePolicy"] = failure_policy
+    return template(code=[{"engine": "K8sNativeValidation", "source": source}])
+
+
+def cel_review(tmpl, obj, con=None, **kwargs):
+    return ConstraintTemplateEngine(tmpl, engine="cel").review(con or constraint(parameters={"max": 1}), obj, **kwargs)
+
+
+def test_cel_bindings_params_variables_and_whole_constraint():
+    tmpl = cel_template(
+        [{"expression": "variables.kindOfParams == 'K8sTest' && variables.params.max == 1 && object.metadata.name == 'p'",
+          "message": "bound"}],
+        variables=[{"name": "kindOfParams", "expression": "params.kind"}],
+    )
+    assert cel_review(tmpl, pod()) == []
+    (violation,) = cel_review(tmpl, pod(), constraint(parameters={"max": 2}))
+    assert violation == Violation("bound", {}, "deny", False)
+    assert cel_review(tmpl, pod(), constraint())[0].msg.startswith("expression"), "no parameters: variables.params is null"
+
+
+def test_cel_bare_params_does_not_compile_in_validations_and_is_reported_as_an_error_violation():
+    (violation,) = cel_review(cel_template([{"expression": "params.spec.parameters.max == 1"}]), pod())
+    assert violation.error and violation.msg.startswith("compilation error:") and "params" in violation.msg
+
+
+def test_cel_object_is_null_on_delete_and_any_object_is_the_old_one():
+    tmpl = cel_template([{"expression": "object == null && variables.anyObject.metadata.name == 'old'", "message": "m"}])
+    engine = ConstraintTemplateEngine(tmpl, engine="cel")
+    assert engine.review(constraint(), None, operation="DELETE", old_object=pod(name="old")) == []
+    assert engine.review(constraint(), pod(name="old"))[0].msg == "m"
+
+
+def test_cel_request_is_the_admission_request_without_objects():
+    tmpl = cel_template([{"expression": "!has(request.object) && request.operation == '' && request.kind.kind == 'Pod' "
+                                        "&& request.namespace == 'default' && request.uid == ''", "message": "m"}])
+    assert cel_review(tmpl, pod(), operation="") == [], "gator's bare objects have no operation"
+    assert cel_review(tmpl, pod(), operation="CREATE")[0].msg == "m"
+
+
+def test_cel_variables_are_ordered_and_failing_ones_only_fail_where_read():
+    bad = {"name": "bad", "expression": "object.spec.missing"}
+    tmpl = cel_template([{"expression": "true || variables.bad"}, {"expression": "variables.bad == 1"}], variables=[bad])
+    (violation,) = cel_review(tmpl, pod())
+    assert violation.error
+    assert violation.msg.startswith("expression 'variables.bad == 1' resulted in error: composited variable \"bad\" fails to evaluate")
+    later = cel_template([{"expression": "variables.first"}], variables=[
+        {"name": "first", "expression": "variables.second"}, {"name": "second", "expression": "true"}])
+    assert "fails to compile: undefined field 'second'" in cel_review(later, pod())[0].msg
+
+
+def test_cel_match_condition_and_failure_policy():
+    deny = {"expression": "false", "message": "denied"}
+    assert cel_review(cel_template([deny], match_condition=[{"name": "never", "expression": "false"}]), pod()) == []
+    assert cel_review(cel_template([deny], match_condition=[{"name": "always", "expression": "true"}]), pod())[0].msg == "denied"
+    broken = [{"name": "broken", "expression": "object.nope"}, {"name": "always", "expression": "true"}]
+    (error,) = cel_review(cel_template([deny], match_condition=broken), pod())
+    assert error.error and "object.nope" in error.msg
+    assert cel_review(cel_template([deny], match_condition=broken + [{"name": "no", "expression": "false"}]), pod()) == []
+    assert cel_review(cel_template([deny], match_condition=broken, failure_policy="Ignore"), pod()) == []
+    assert cel_review(cel_template([{"expression": "object.nope"}], failure_policy="Ignore"), pod()) == []
+
+
+def test_cel_messages_fall_back_like_the_api_server():
+    def message_of(**validation):
+        return cel_review(cel_template([{"expression": "1 == 2", **validation}]), pod())[0].msg
+    assert message_of(messageExpression="'  from ' + object.metadata.name + ' '", message="static") == "from p"
+    assert message_of(messageExpression="'two\\nlines'", message="static") == "static"
+    assert message_of(messageExpression="object.nope", message="static") == "static"
+    assert message_of(messageExpression="'   '") == "failed expression: 1 == 2"
+    assert message_of() == "failed expression: 1 == 2"
+
+
+def test_cel_enforcement_action_and_match_come_from_the_constraint():
+    tmpl = cel_template([{"expression": "false", "message": "m"}])
+    (violation,) = cel_review(tmpl, pod(), constraint(enforcementAction="dryrun"))
+    assert violation.enforcement_action == "dryrun"
+    assert cel_review(tmpl, pod(), constraint(match={"excludedNamespaces": ["default"]})) == []
+
+
+@pytest.mark.parametrize(("code", "why"), [
+    (None, "no K8sNativeValidation"),
+    ([{"engine": "K8sNativeValidation", "source": {"validations": [], "variables": [{"name": "params", "expression": "1"}]}}], "reserved"),
+    ([{"engine": "K8sNativeValidation", "source": {"validations": [], "variables": [{"name": "gatekeeper_internal_x", "expression": "1"}]}}], "reserved"),
+    ([{"engine": "K8sNativeValidation", "source": {"validations": [], "failurePolicy": "Sometimes"}}], "failure policy"),
+    ([{"engine": "K8sNativeValidation", "source": {"validations": [{"expression": "quantity('1Gi').isLessThan(quantity('2Gi'))"}]}}], "lacks"),
+])
+def test_cel_templates_gatekeeper_refuses_or_the_emulator_cannot_judge(code, why):
+    tmpl = template("package k8stest\nviolation[{\"msg\": \"x\"}] { false }\n") if code is None else template(code=code)
+    with pytest.raises(TemplateError, match=why):
+        ConstraintTemplateEngine(tmpl, engine="cel")
+
+
+def test_unknown_engine_is_refused():
+    with pytest.raises(ValueError, match="unknown engine"):
+        ConstraintTemplateEngine(cel_template([{"expression": "true"}]), engine="wasm")
