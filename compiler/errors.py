@@ -15,6 +15,17 @@ class KupeError(Exception):
         self.loc = loc
         super().__init__(f"{loc}: {message}" if loc else message)
 
+    def __reduce__(self) -> tuple[object, ...]:
+        """Pickle by state, so an error raised in a compile worker process reaches the CLI intact."""
+        return (_rebuild, (type(self), self.args, self.__dict__))
+
+
+def _rebuild(cls: type[KupeError], args: tuple[object, ...], state: dict[str, object]) -> KupeError:
+    error = Exception.__new__(cls)
+    error.args = args
+    error.__dict__.update(state)
+    return error
+
 
 class PolicyError(KupeError):
     """A policy source file is malformed: bad Python, a bad DSL call, an inconsistent reference."""

@@ -111,3 +111,24 @@ def test_exemptions_lists_filters_and_compile_warns_before_expiry(project: Path)
     warned = run_cli("compile", "--as-of", "2027-01-20")
     assert "exemption 'legacy-billing-root' expires on 2027-01-31 (11 days left)" in warned.output
     assert "expires on" not in run_cli("compile", "--as-of", "2027-01-10").output
+
+
+def test_parallel_compilation_gives_the_same_artifacts(project: Path) -> None:
+    import datetime as dt
+
+    from compiler import pipeline
+
+    program, _ = pipeline.build_program(project / "policies", dt.date(2026, 11, 1))
+    backends = pipeline.select_backends(())
+    assert pipeline.compile_program(program, backends, workers=2) == pipeline.compile_program(program, backends, workers=1)
+
+
+def test_errors_raised_in_a_worker_process_keep_their_message() -> None:
+    import pickle
+
+    from compiler.errors import UnsupportedError
+    from compiler.ir import Loc
+
+    error = UnsupportedError(rule="r", construct="Matches", backend="kyverno", loc=Loc("policies/p.py", 3), why="no")
+    copy = pickle.loads(pickle.dumps(error))
+    assert str(copy) == str(error) and copy.exit_code == 2 and copy.backend == "kyverno"

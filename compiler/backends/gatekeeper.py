@@ -48,12 +48,10 @@ from typing import Any
 
 import jsonschema
 import yaml
-from cel_expr_python import cel
-from cel_expr_python.ext import ext_optional, ext_strings
 
 from .. import ir
 from ..errors import ArtifactError, UnsupportedError
-from ..lang.cel import CelLowering, CelSources, Lowered, Variable, literal
+from ..lang.cel import CelLowering, CelSources, Lowered, Variable, compile_error, literal
 from ..lang.rego import LIBRARY_PATH, RegoLowering, compile_check, exemption_data, library, pod_spec_paths
 from ..render import Safe, parse_yaml, render
 from . import Backend
@@ -308,6 +306,12 @@ def _validator(definition: str) -> jsonschema.Draft202012Validator:
     return jsonschema.Draft202012Validator({**_schema(), "$ref": f"#/$defs/{definition}"})
 
 
+@cache
+def _parameters_validator(schema: str) -> jsonschema.Draft202012Validator:
+    """A strict validator per distinct parameters schema (rules of one shape share it)."""
+    return jsonschema.Draft202012Validator(_strict(json.loads(schema)))
+
+
 def _strict(schema: dict[str, Any]) -> dict[str, Any]:
     """The openAPIV3Schema with unknown fields refused: Gatekeeper would prune them silently."""
     strict = copy.deepcopy(schema)
@@ -366,23 +370,15 @@ def _check_rego(path: str, template: dict[str, Any]) -> None:
         raise ArtifactError(f"{path}: Gatekeeper libs must live in packages under lib.")
 
 
-def _cel_env(variables: tuple[str, ...]) -> cel.Env:
-    return cel.NewEnv(variables={name: cel.Type.DYN for name in variables},
-                      extensions=[ext_strings.ExtStrings(), ext_optional.ExtOptional()])
+# (for variables, for validations): Gatekeeper declares `params` for variables only.
+_CEL_VARIABLE_SCOPE = (*_CEL_BASE, "params")
 
 
-@cache
-def _cel_envs() -> tuple[cel.Env, cel.Env]:
-    """(for variables, for validations): Gatekeeper declares `params` for variables only."""
-    return _cel_env((*_CEL_BASE, "params")), _cel_env(_CEL_BASE)
-
-
-def _compile_cel(env: cel.Env, path: str, where: str, expression: str, known: list[str]) -> None:
+def _compile_cel(variables: tuple[str, ...], path: str, where: str, expression: str, known: list[str]) -> None:
     """Compile with the CEL C++ runtime; `variables.<name>` must be declared before (Gatekeeper types them in order)."""
-    try:
-        env.compile(expression)
-    except RuntimeError as error:
-        raise ArtifactError(f"{path}: {where}: CEL does not compile: {' '.join(str(error).split())}") from None
+    error = compile_error(variables, expression)
+    if error is not None:
+        raise ArtifactError(f"{path}: {where}: CEL does not compile: {error}")
     unknown = sorted(set(_CEL_VARIABLE_REF.findall(expression)) - set(known))
     if unknown:
         raise ArtifactError(f"{path}: {where}: reads variables not declared before it: {unknown}")
@@ -394,7 +390,7 @@ def _check_cel(path: str, template: dict[str, Any]) -> None:
     if len(entries) != 1:
         raise ArtifactError(f"{path}: expected one {CEL_ENGINE} code entry, found {len(entries)}")
     source = entries[0]["source"]
-    for_variables, for_validations = _cel_envs()
+    for_variables, for_validations = _CEL_VARIABLE_SCOPE, _CEL_BASE
     known = list(_CEL_DRIVER_VARIABLES)
     for variable in source.get("variables", []):
         name = variable["name"]
@@ -427,7 +423,7 @@ def _check_pair(path: str, template: dict[str, Any], constraint: dict[str, Any])
     if not constraint["spec"]["match"].get("kinds"):
         raise ArtifactError(f"{path}: a constraint without match.kinds would match every kind")
     schema = template["spec"]["crd"]["spec"]["validation"]["openAPIV3Schema"]
-    _validate(f"{path} spec.parameters", constraint["spec"].get("parameters", {}), jsonschema.Draft202012Validator(_strict(schema)))
+    _validate(f"{path} spec.parameters", constraint["spec"].get("parameters", {}), _parameters_validator(json.dumps(schema, sort_keys=True)))
 
 
 def parse_back(files: dict[str, str]) -> None:

@@ -43,12 +43,10 @@ import jsonschema
 from kubernetes_validate.utils import all_versions, major_minor, schema_contents
 from referencing import Registry, Resource
 import yaml
-from cel_expr_python import cel
-from cel_expr_python.ext import ext_optional, ext_strings
 
 from .. import ir
 from ..errors import ArtifactError
-from ..lang.cel import CelLowering
+from ..lang.cel import CelLowering, compile_error
 from ..render import Safe, parse_yaml, render
 from . import Backend
 
@@ -135,20 +133,13 @@ def _bindings(rule: ir.ResolvedRule) -> list[dict[str, Any]]:
 # --- parse-back -------------------------------------------------------------------------------
 
 
-def _cel_env(variables: tuple[str, ...]) -> cel.Env:
-    return cel.NewEnv(variables={name: cel.Type.DYN for name in variables},
-                      extensions=[ext_strings.ExtStrings(), ext_optional.ExtOptional()])
+def _compile_cel(variables: tuple[str, ...], path: str, where: str, expression: str) -> None:
+    error = compile_error(variables, expression)
+    if error is not None:
+        raise ArtifactError(f"{path}: {where}: CEL does not compile: {error}")
 
 
-def _compile_cel(env: cel.Env, path: str, where: str, expression: str) -> None:
-    try:
-        env.compile(expression)
-    except RuntimeError as error:
-        message = " ".join(str(error).split())
-        raise ArtifactError(f"{path}: {where}: CEL does not compile: {message}") from None
-
-
-def _check_policy(path: str, policy: dict[str, Any], with_variables: cel.Env, without_variables: cel.Env) -> None:
+def _check_policy(path: str, policy: dict[str, Any], with_variables: tuple[str, ...], without_variables: tuple[str, ...]) -> None:
     """What the OpenAPI schema cannot say: CEL compiles, names are valid, limits hold."""
     spec = policy["spec"]
     conditions = spec.get("matchConditions") or []
@@ -190,7 +181,7 @@ def _schema_version() -> str:
 def parse_back(files: dict[str, str]) -> None:
     """Parse every file, validate every object against the Kubernetes schema (strict), compile every CEL expression."""
     base = ("object", "oldObject", "request", "namespaceObject")
-    with_variables, without_variables = _cel_env((*base, "variables")), _cel_env(base)
+    with_variables, without_variables = (*base, "variables"), base
     policies: set[str] = set()
     bound: dict[str, str] = {}
     for path, text in sorted(files.items()):

@@ -21,6 +21,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cache
+
+from cel_expr_python import cel
+from cel_expr_python.ext import ext_optional, ext_strings
 
 from .. import describe, ir
 from ..errors import UnsupportedError
@@ -360,3 +364,19 @@ def _any_or_member(exemption: str, field: str, value: str) -> str:
     """The criterion `field` of exemption data is present, and empty (any) or holds `value`."""
     return f"has({exemption}.{field}) && (size({exemption}.{field}) == 0 || {value} in {exemption}.{field})"
 
+
+@cache
+def environment(variables: tuple[str, ...]) -> cel.Env:
+    """A CEL environment declaring `variables` as dyn, with the extensions the API server offers us."""
+    return cel.NewEnv(variables={name: cel.Type.DYN for name in variables},
+                      extensions=[ext_strings.ExtStrings(), ext_optional.ExtOptional()])
+
+
+@cache
+def compile_error(variables: tuple[str, ...], expression: str) -> str | None:
+    """Why `expression` does not compile in the CEL C++ runtime, or None; cached, as rules repeat expressions."""
+    try:
+        environment(variables).compile(expression)
+    except RuntimeError as error:
+        return " ".join(str(error).split())
+    return None
