@@ -27,6 +27,16 @@ def exemption_effect(e: ir.Exemption) -> str:
     return "allows " + "; ".join(f"{name} += {', '.join(values)}" for name, values in e.allow)
 
 
+def schedule(rule: ir.ResolvedRule) -> str:
+    """How a recommended rule is on its way to enforcement, as of the compile date."""
+    parts = []
+    if rule.enforced_in:
+        parts.append("already enforced in namespaces " + ", ".join(rule.enforced_in))
+    if rule.rule.enforce_from and rule.level is ir.Level.RECOMMENDED:
+        parts.append(f"required from {rule.rule.enforce_from.isoformat()}")
+    return "; ".join(parts)
+
+
 def catalog(program: ir.Program, backends: list[str]) -> str:
     rules = [
         {
@@ -39,6 +49,7 @@ def catalog(program: ir.Program, backends: list[str]) -> str:
             "rationale": r.rule.rationale,
             "checks": "; ".join(f"{describe.subject(c.subject)}: {describe.predicate(c.predicate)}" for c in r.rule.checks),
             "kinds": ", ".join(r.rule.kinds),
+            "schedule": schedule(r),
             "fix": r.rule.fix,
             "params": "; ".join(f"{name} = {json.dumps(list(values))}" for name, values in r.rule.params),
             "exemptions": [
