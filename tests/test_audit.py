@@ -139,3 +139,16 @@ def test_verdict_key_knows_every_ir_field() -> None:
     assert [f.name for f in dataclasses.fields(ir.Rule)] == [
         "id", "level", "title", "rationale", "fix", "checks", "params", "kinds", "policy_set", "loc", "enforce_from", "enforced_in"]
     assert [f.name for f in dataclasses.fields(ir.Check)] == ["subject", "predicate", "loc"]
+
+
+def test_worker_processes_give_the_same_results_in_the_same_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    from conformance.audit import run as audit_run
+
+    monkeypatch.setattr(audit_run, "CHUNK", 1)  # a task per file, spread over both workers
+
+    program, _ = pipeline.build_program(Path(__file__).resolve().parent.parent / "policies", dt.date(2026, 11, 1))
+    fixtures = [Path(__file__).resolve().parent / "fixtures" / "manifests"]
+    serial = audit_run.audit(fixtures, program, ["rego", "kyverno"], workers=1)
+    parallel = audit_run.audit(fixtures, program, ["rego", "kyverno"], workers=2)
+    assert [(w.where, o) for w, o in parallel.results] == [(w.where, o) for w, o in serial.results]
+    assert parallel.violations == serial.violations and serial.results

@@ -46,6 +46,13 @@ class Workload:
     def where(self) -> str:
         return f"{self.file}:{self.line}"
 
+    def identity(self) -> Workload:
+        """Only what reports show (kind, namespace, name, file:line): cheap to send back from a worker."""
+        metadata = self.obj.get("metadata") if isinstance(self.obj.get("metadata"), dict) else {}
+        slim = {"apiVersion": self.obj.get("apiVersion"), "kind": self.obj.get("kind"),
+                "metadata": {k: metadata[k] for k in ("name", "namespace") if k in metadata}}
+        return Workload(slim, self.file, self.line)
+
 
 @dataclass(frozen=True)
 class Violation:

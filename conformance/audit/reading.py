@@ -58,6 +58,17 @@ class Inputs:
     evidence_documents: int = 0
     foreign_results: int = 0  # evidence about policies that are not kupe rules
 
+    def extend(self, other: Inputs) -> None:
+        """Append what another reader found (files read in a worker process), keeping the order."""
+        self.workloads += other.workloads
+        self.evidence += other.evidence
+        self.problems += other.problems
+        self.notes += other.notes
+        self.skipped.update(other.skipped)
+        self.files_read += other.files_read
+        self.evidence_documents += other.evidence_documents
+        self.foreign_results += other.foreign_results
+
 
 def files_under(paths: list[Path]) -> Iterator[Path | Problem]:
     """Each file named, and every manifest file under each directory named, in a stable order."""
@@ -154,29 +165,36 @@ def read(paths: list[Path], rules: Mapping[str, ir.ResolvedRule]) -> Inputs:
     for entry in files_under(paths):
         if isinstance(entry, Problem):
             inputs.problems.append(entry)
-            continue
-        shown = entry.as_posix()
-        try:
-            documents = load(entry)
-        except _Unusable as unusable:
-            inputs.problems.append(unusable.problem)
-            continue
-        inputs.files_read += 1
-        for document in documents:
-            for found in objects(document, shown, 1):
-                if isinstance(found, Problem):
-                    inputs.problems.append(found)
-                    continue
-                obj, line = found
-                if is_workload(obj):
-                    inputs.workloads.append(Workload(json_safe(obj), shown, line))
-                elif evidence.is_evidence(obj):
-                    inputs.evidence_documents += 1
-                    found_evidence = evidence.read(obj, shown, line, rules)
-                    inputs.evidence += found_evidence.violations
-                    inputs.problems += found_evidence.problems
-                    inputs.notes += found_evidence.notes
-                    inputs.foreign_results += found_evidence.foreign
-                else:
-                    inputs.skipped[str(obj["kind"])] += 1
+        else:
+            inputs.extend(read_file(entry, rules))
+    return inputs
+
+
+def read_file(entry: Path, rules: Mapping[str, ir.ResolvedRule]) -> Inputs:
+    """One file's workloads, evidence and problems."""
+    inputs = Inputs()
+    shown = entry.as_posix()
+    try:
+        documents = load(entry)
+    except _Unusable as unusable:
+        inputs.problems.append(unusable.problem)
+        return inputs
+    inputs.files_read += 1
+    for document in documents:
+        for found in objects(document, shown, 1):
+            if isinstance(found, Problem):
+                inputs.problems.append(found)
+                continue
+            obj, line = found
+            if is_workload(obj):
+                inputs.workloads.append(Workload(json_safe(obj), shown, line))
+            elif evidence.is_evidence(obj):
+                inputs.evidence_documents += 1
+                found_evidence = evidence.read(obj, shown, line, rules)
+                inputs.evidence += found_evidence.violations
+                inputs.problems += found_evidence.problems
+                inputs.notes += found_evidence.notes
+                inputs.foreign_results += found_evidence.foreign
+            else:
+                inputs.skipped[str(obj["kind"])] += 1
     return inputs

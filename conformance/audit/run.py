@@ -3,21 +3,28 @@
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
+import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import click
 
 from compiler import ir
 
 from .model import Disagreement, Problem, Violation, Workload
-from .reading import Inputs, read
+from .reading import Inputs, files_under, read_file
 from .verdicts import Auditor, Outcome, disagreement, violations
 
-# Draw a progress bar (on a terminal only) from this many workloads on.
-PROGRESS_FROM = 500
+# Draw a progress bar (on a terminal only) from this many files on.
+PROGRESS_FROM = 50
+# From this many bytes of input on, one worker process per core reads and evaluates (each builds the engines once).
+PARALLEL_FROM = 2_000_000
+CHUNK = 200_000  # bytes of input per task
 
 
 @dataclass
@@ -40,30 +47,86 @@ class AuditRun:
 
 
 @contextlib.contextmanager
-def _progress(workloads: list[Workload]) -> Iterator[Iterator[Workload]]:
-    """A progress bar on stderr when stderr is a terminal and the run is long; otherwise nothing drawn."""
-    if len(workloads) >= PROGRESS_FROM and sys.stderr.isatty():
-        with click.progressbar(workloads, label="auditing", file=sys.stderr) as bar:
-            yield iter(bar)
+def _progress(total: int) -> Iterator[Callable[[int], None]]:
+    """Advance a progress bar on stderr when stderr is a terminal and the run is long; otherwise draw nothing."""
+    if total >= PROGRESS_FROM and sys.stderr.isatty():
+        with click.progressbar(length=total, label="auditing", file=sys.stderr) as bar:
+            yield bar.update
     else:
-        yield iter(workloads)
+        yield lambda done: None
 
 
-def audit(paths: list[Path], program: ir.Program, backends: list[str], *, cache: bool = True) -> AuditRun:
-    """Compile each backend once, then evaluate the workloads in a loop; evidence violations come as read."""
-    rules = {r.id: r for r in program.rules}
-    inputs = read(paths, rules)
-    run = AuditRun(program, backends, inputs, violations=list(inputs.evidence))
-    if inputs.workloads:
-        auditor = Auditor(program, backends, cache=cache)
-        with _progress(inputs.workloads) as workloads:
-            for workload in workloads:
-                outcome = auditor.evaluate(workload.obj)
+_worker: tuple[Auditor, dict[str, ir.ResolvedRule]] | None = None
+
+
+def _start_worker(program: ir.Program, backends: list[str], cache: bool) -> None:
+    global _worker
+    _worker = Auditor(program, backends, cache=cache), {r.id: r for r in program.rules}
+
+
+Part = tuple[int, Inputs, list[dict[str, Outcome]], int]  # files, what they held, outcomes, evaluations
+
+
+def _audit_files(files: list[Path]) -> Part:
+    """Read some files and evaluate their workloads (in a worker process for large runs)."""
+    assert _worker is not None
+    auditor, rules = _worker
+    before = auditor.evaluations
+    inputs = Inputs()
+    for file in files:
+        inputs.extend(read_file(file, rules))
+    outcomes = [auditor.evaluate(w.obj) for w in inputs.workloads]
+    inputs.workloads = [w.identity() for w in inputs.workloads]  # judged here: reports need only who and where
+    return len(files), inputs, outcomes, auditor.evaluations - before
+
+
+def _chunks(files: list[Path]) -> list[list[Path]]:
+    """Groups of files of about CHUNK bytes, in order, so workers share the work evenly."""
+    chunks: list[list[Path]] = [[]]
+    size = 0
+    for file in files:
+        if size >= CHUNK and chunks[-1]:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(file)
+        size += file.stat().st_size
+    return chunks
+
+
+def _parts(files: list[Path], program: ir.Program, backends: list[str], cache: bool,
+           workers: int) -> Iterator[Part]:
+    """Each chunk's inputs and outcomes, in order: in this process, or in `workers` spawned processes."""
+    if workers <= 1:
+        _start_worker(program, backends, cache)
+        yield from map(_audit_files, _chunks(files))
+        return
+    context = multiprocessing.get_context("spawn")  # the native engines must not be forked mid-state
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=(program, backends, cache)) as pool:
+        yield from pool.map(_audit_files, _chunks(files))
+
+
+def audit(paths: list[Path], program: ir.Program, backends: list[str], *, cache: bool = True,
+          workers: int | None = None) -> AuditRun:
+    """Read the inputs and evaluate every workload with each backend compiled once (per worker process).
+
+    Large runs (by bytes to read) use one worker process per core, each reading a share of the files.
+    """
+    entries = list(files_under(paths))
+    files = [e for e in entries if isinstance(e, Path)]
+    run = AuditRun(program, backends, Inputs(problems=[e for e in entries if isinstance(e, Problem)]))
+    if workers is None:
+        workers = (os.cpu_count() or 1) if sum(f.stat().st_size for f in files) >= PARALLEL_FROM else 1
+    with _progress(len(files)) as advance:
+        for count, inputs, outcomes, evaluations in _parts(files, program, backends, cache, workers):
+            run.inputs.extend(inputs)
+            run.violations.extend(inputs.evidence)
+            run.evaluations += evaluations
+            for workload, outcome in zip(inputs.workloads, outcomes):
                 run.results.append((workload, outcome))
                 run.violations.extend(violations(workload, outcome))
                 run.inputs.problems.extend(Problem(workload.where, o) for o in outcome.values() if isinstance(o, str))
                 drift = disagreement(workload, outcome)
                 if drift:
                     run.disagreements.append(drift)
-        run.evaluations = auditor.evaluations
+            advance(count)
     return run
