@@ -25,7 +25,7 @@ from .run import AuditRun, audit as run_audit
 
 def adapter_backends(choice: str) -> list[str]:
     """The backends `--backend` names: one with an adapter, or `all` of them."""
-    available = [b for b in pipeline.select_backends(()) if b in all_adapters()]
+    available = list(all_adapters())  # every engine: compiler backends, and Gatekeeper's CEL engine
     if choice == "all":
         return available
     if choice not in available:

@@ -119,7 +119,8 @@ class Auditor:
     def __init__(self, program: ir.Program, backends: list[str], *, cache: bool = True) -> None:
         adapters = all_adapters()
         self.backends = backends
-        self.adapters: dict[str, Adapter] = {b: adapters[b](pipeline.compile_program(program, [b])) for b in backends}
+        self.adapters: dict[str, Adapter] = {
+            b: adapters[b](pipeline.compile_program(program, [adapters[b].compiled_backend()])) for b in backends}
         self.key = VerdictKey(program) if cache else None
         self.cache: dict[str, dict[str, Outcome]] = {}
         self.evaluations = 0  # objects really handed to the engines
