@@ -34,8 +34,8 @@ def test_equals_on_a_container_field_is_typed_and_null_safe() -> None:
     lowered = CelLowering(resolve(containers().field("securityContext.allowPrivilegeEscalation").equals(False)), "vap").lower()
     assert variables(lowered)["failing_securityContext_allowPrivilegeEscalation"] == (
         "variables.containers.filter(x, !(\n"
-        "  type(x.?securityContext.?allowPrivilegeEscalation.orValue(null)) == bool"
-        " && x.?securityContext.?allowPrivilegeEscalation.orValue(null) == false\n"
+        "  type((type(x.?securityContext.orValue(null)) == map ? x.?securityContext.?allowPrivilegeEscalation.orValue(null) : null)) == bool"
+        " && (type(x.?securityContext.orValue(null)) == map ? x.?securityContext.?allowPrivilegeEscalation.orValue(null) : null) == false\n"
         ")).map(x, x.?name.orValue(''))"
     )
     (validation,) = lowered.validations
@@ -81,8 +81,8 @@ def test_pod_spec_is_found_per_kind_and_api_group() -> None:
          "x.?a.orValue(null) == null || (type(x.?a.orValue(null)) == int || type(x.?a.orValue(null)) == double)"
          " && x.?a.orValue(null) != 0"),
         (containers().effective("securityContext.runAsNonRoot").equals(True),
-         "type(x.?securityContext.?runAsNonRoot.or(variables.podSpec.?securityContext.?runAsNonRoot).orValue(null)) == bool"
-         " && x.?securityContext.?runAsNonRoot.or(variables.podSpec.?securityContext.?runAsNonRoot).orValue(null) == true"),
+         "type(((type(x.?securityContext.orValue(null)) == map ? x.?securityContext.?runAsNonRoot.orValue(null) : null) != null ? (type(x.?securityContext.orValue(null)) == map ? x.?securityContext.?runAsNonRoot.orValue(null) : null) : (type(variables.podSpec.?securityContext.orValue(null)) == map ? variables.podSpec.?securityContext.?runAsNonRoot.orValue(null) : null))) == bool"
+         " && ((type(x.?securityContext.orValue(null)) == map ? x.?securityContext.?runAsNonRoot.orValue(null) : null) != null ? (type(x.?securityContext.orValue(null)) == map ? x.?securityContext.?runAsNonRoot.orValue(null) : null) : (type(variables.podSpec.?securityContext.orValue(null)) == map ? variables.podSpec.?securityContext.?runAsNonRoot.orValue(null) : null)) == true"),
     ],
 )
 def test_each_predicate_lowers_to_one_condition(check: ir.Check, expected: str) -> None:

@@ -21,8 +21,7 @@ EXPECTED = {
                    'ok_0(x) if {\n      \tv := kupe.value(x, ["securityContext", "privileged"])\n      \tis_boolean(v)\n      \tv != true\n      }'),
     "kyverno": ('{{ element.\\"securityContext\\".\\"privileged\\" != `null` && (type(element.\\"securityContext\\".\\"privileged\\") '
                 '!= \'boolean\' || element.\\"securityContext\\".\\"privileged\\" == `true`) }}',),
-    "vap": ("x.?securityContext.?privileged.orValue(null) == null || type(x.?securityContext.?privileged.orValue(null)) == bool "
-            "&& x.?securityContext.?privileged.orValue(null) != true",),
+    "vap": ("(type(x.?securityContext.orValue(null)) == map ? x.?securityContext.?privileged.orValue(null) : null) == null || type((type(x.?securityContext.orValue(null)) == map ? x.?securityContext.?privileged.orValue(null) : null)) == bool && (type(x.?securityContext.orValue(null)) == map ? x.?securityContext.?privileged.orValue(null) : null) != true",),
 }
 
 

@@ -163,8 +163,10 @@ class CelLowering:
         ]
 
     def _list_variable(self, name: str, fields: tuple[str, ...], comment: str) -> Variable:
+        """The items of the pod spec's lists `fields` that are maps; a field that is no list holds none."""
         spec = self.var("podSpec")
-        parts = " +\n  ".join(f"{spec}.?{field}.orValue([])" for field in fields)
+        parts = " +\n  ".join(f"(type({spec}.?{field}.orValue([])) == list ? {spec}.?{field}.orValue([]) : [])"
+                                for field in fields)
         return Variable(name, f"{spec} == null ? [] : (\n  {parts}\n).filter(x, type(x) == map)", comment)
 
     # --- references: a value expression that is null when unset ---------------------------
@@ -181,10 +183,11 @@ class CelLowering:
         return method(ref, x)
 
     def lower_FieldRef(self, ref: ir.FieldRef, x: str) -> str:
-        return f"{x}{_path(ref.path)}.orValue(null)"
+        return _guarded(x, ref.path)
 
     def lower_EffectiveRef(self, ref: ir.EffectiveRef, x: str) -> str:
-        return f"{x}{_path(ref.container_path)}.or({self.var('podSpec')}{_path(ref.pod_path)}).orValue(null)"
+        container = _guarded(x, ref.container_path)
+        return f"({container} != null ? {container} : {_guarded(self.var('podSpec'), ref.pod_path)})"
 
     def _values(self, values: ir.Values, check: ir.Check, name: str) -> str:
         """A list literal, or a list param widened by the exemptions that select this subject."""
@@ -358,6 +361,17 @@ class CelLowering:
 
 def _path(path: ir.FieldPath) -> str:
     return "".join(f".?{part}" for part in path)
+
+
+def _guarded(x: str, path: ir.FieldPath) -> str:
+    """The value at `path`, or null when it is missing, null, or a step on the way is no map.
+
+    `?.` alone is not enough: selecting a field of a string is an evaluation error, while
+    Rego's object.get and Kyverno's JMESPath read such a value as unset.
+    """
+    value = f"{x}{_path(path)}.orValue(null)"
+    guards = [f"type({x}{_path(path[:depth])}.orValue(null)) == map" for depth in range(1, len(path))]
+    return f"({' && '.join(guards)} ? {value} : null)" if guards else value
 
 
 def _any_or_member(exemption: str, field: str, value: str) -> str:

@@ -164,7 +164,7 @@ class RegoLowering:
             f"not {ok}(x)",
             'container := object.get(x, "name", "")',
             "not kupe.waived(workload, waivers, container)",
-            f'msg := sprintf("%v: container %v: %v. Fix: %v", [rule_id, container, {literal(text)}, fix])',
+            f'msg := sprintf("%v: container %v: %v. Fix: %v", [rule_id, kupe.display(container), {literal(text)}, fix])',
         ], "container")
 
     def lower_PodSpec(self, node: ir.PodSpec, check: ir.Check, ok: str, text: str, payload: Payload) -> str:
@@ -177,10 +177,10 @@ class RegoLowering:
 
     def lower_EachVolume(self, node: ir.EachVolume, check: ir.Check, ok: str, text: str, payload: Payload) -> str:
         return self._violation(payload, [
-            'some x in object.get(pod_spec, "volumes", [])',
+            "some x in kupe.volumes(pod_spec)",
             f"not {ok}(x)",
             'not kupe.waived(workload, waivers, "")',
-            f'msg := sprintf("%v: volume %v: %v. Fix: %v", [rule_id, object.get(x, "name", ""), {literal(text)}, fix])',
+            f'msg := sprintf("%v: volume %v: %v. Fix: %v", [rule_id, kupe.display(object.get(x, "name", "")), {literal(text)}, fix])',
         ], "null")
 
 

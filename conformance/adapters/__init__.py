@@ -29,7 +29,7 @@ def admission_request(obj: dict[str, Any], operation: str = "CREATE") -> dict[st
         "kind": {"group": group, "version": version, "kind": kind},
         "resource": {"group": group, "version": version, "resource": kind.lower() + "s"},
         "name": metadata.get("name", ""),
-        "namespace": metadata.get("namespace", "default") if namespaced else "",
+        "namespace": (metadata.get("namespace") or "default") if namespaced else "",
         "operation": operation,
         "userInfo": {"username": "kupe-conformance", "groups": ["system:authenticated"]},
         "object": obj,

@@ -28,7 +28,10 @@ class RegoAdapter(Adapter):
 
     def _query(self, document: dict[str, Any]) -> dict[str, str]:
         self.interpreter.set_input_term(json.dumps(document))
-        output = self.interpreter.query_bundle(self.bundle)
+        try:
+            output = self.interpreter.query_bundle(self.bundle)
+        except (regopy.RegoError, ValueError) as error:  # ValueError: rego-cpp wrote output that is not JSON
+            raise AdapterError(f"rego-cpp failed: {error}") from None
         if not output.ok() or not output.results:
             raise AdapterError(f"rego-cpp failed: {output}")
         verdicts: dict[str, str] = {}

@@ -24,10 +24,14 @@ resource := input.request.object if {
 	input.kind == "AdmissionReview"
 } else := input
 
-# A manifest without a namespace lands in "default", as with kubectl's default context.
+# A manifest without a namespace (missing, null or "") lands in "default", as with kubectl's default context.
 namespace := input.request.namespace if {
 	input.kind == "AdmissionReview"
-} else := object.get(resource, ["metadata", "namespace"], "default")
+} else := ns if {
+	ns := object.get(resource, ["metadata", "namespace"], "")
+	is_string(ns)
+	ns != ""
+} else := "default"
 
 # Where each workload kind keeps its pod spec; other kinds have none and never violate.
 pod_spec_paths := {"CronJob": {"group": "batch", "path": ["spec", "jobTemplate", "spec", "template", "spec"]}, "DaemonSet": {"group": "apps", "path": ["spec", "template", "spec"]}, "Deployment": {"group": "apps", "path": ["spec", "template", "spec"]}, "Job": {"group": "batch", "path": ["spec", "template", "spec"]}, "Pod": {"group": "", "path": ["spec"]}, "ReplicaSet": {"group": "apps", "path": ["spec", "template", "spec"]}, "ReplicationController": {"group": "", "path": ["spec", "template", "spec"]}, "StatefulSet": {"group": "apps", "path": ["spec", "template", "spec"]}}
@@ -46,7 +50,7 @@ violation contains {"msg": msg, "rule": rule_id, "level": level, "container": co
 	not ok_0(x)
 	container := object.get(x, "name", "")
 	not kupe.waived(workload, waivers, container)
-	msg := sprintf("%v: container %v: %v. Fix: %v", [rule_id, container, "resources.requests.cpu must be set", fix])
+	msg := sprintf("%v: container %v: %v. Fix: %v", [rule_id, kupe.display(container), "resources.requests.cpu must be set", fix])
 }
 
 # resources.requests.memory must be set
@@ -59,7 +63,7 @@ violation contains {"msg": msg, "rule": rule_id, "level": level, "container": co
 	not ok_1(x)
 	container := object.get(x, "name", "")
 	not kupe.waived(workload, waivers, container)
-	msg := sprintf("%v: container %v: %v. Fix: %v", [rule_id, container, "resources.requests.memory must be set", fix])
+	msg := sprintf("%v: container %v: %v. Fix: %v", [rule_id, kupe.display(container), "resources.requests.memory must be set", fix])
 }
 
 # resources.limits.cpu must be set
@@ -72,7 +76,7 @@ violation contains {"msg": msg, "rule": rule_id, "level": level, "container": co
 	not ok_2(x)
 	container := object.get(x, "name", "")
 	not kupe.waived(workload, waivers, container)
-	msg := sprintf("%v: container %v: %v. Fix: %v", [rule_id, container, "resources.limits.cpu must be set", fix])
+	msg := sprintf("%v: container %v: %v. Fix: %v", [rule_id, kupe.display(container), "resources.limits.cpu must be set", fix])
 }
 
 # resources.limits.memory must be set
@@ -85,6 +89,6 @@ violation contains {"msg": msg, "rule": rule_id, "level": level, "container": co
 	not ok_3(x)
 	container := object.get(x, "name", "")
 	not kupe.waived(workload, waivers, container)
-	msg := sprintf("%v: container %v: %v. Fix: %v", [rule_id, container, "resources.limits.memory must be set", fix])
+	msg := sprintf("%v: container %v: %v. Fix: %v", [rule_id, kupe.display(container), "resources.limits.memory must be set", fix])
 }
 

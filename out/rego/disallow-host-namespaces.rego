@@ -24,10 +24,14 @@ resource := input.request.object if {
 	input.kind == "AdmissionReview"
 } else := input
 
-# A manifest without a namespace lands in "default", as with kubectl's default context.
+# A manifest without a namespace (missing, null or "") lands in "default", as with kubectl's default context.
 namespace := input.request.namespace if {
 	input.kind == "AdmissionReview"
-} else := object.get(resource, ["metadata", "namespace"], "default")
+} else := ns if {
+	ns := object.get(resource, ["metadata", "namespace"], "")
+	is_string(ns)
+	ns != ""
+} else := "default"
 
 # Where each workload kind keeps its pod spec; other kinds have none and never violate.
 pod_spec_paths := {"CronJob": {"group": "batch", "path": ["spec", "jobTemplate", "spec", "template", "spec"]}, "DaemonSet": {"group": "apps", "path": ["spec", "template", "spec"]}, "Deployment": {"group": "apps", "path": ["spec", "template", "spec"]}, "Job": {"group": "batch", "path": ["spec", "template", "spec"]}, "Pod": {"group": "", "path": ["spec"]}, "ReplicaSet": {"group": "apps", "path": ["spec", "template", "spec"]}, "ReplicationController": {"group": "", "path": ["spec", "template", "spec"]}, "StatefulSet": {"group": "apps", "path": ["spec", "template", "spec"]}}

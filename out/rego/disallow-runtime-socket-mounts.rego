@@ -24,10 +24,14 @@ resource := input.request.object if {
 	input.kind == "AdmissionReview"
 } else := input
 
-# A manifest without a namespace lands in "default", as with kubectl's default context.
+# A manifest without a namespace (missing, null or "") lands in "default", as with kubectl's default context.
 namespace := input.request.namespace if {
 	input.kind == "AdmissionReview"
-} else := object.get(resource, ["metadata", "namespace"], "default")
+} else := ns if {
+	ns := object.get(resource, ["metadata", "namespace"], "")
+	is_string(ns)
+	ns != ""
+} else := "default"
 
 # Where each workload kind keeps its pod spec; other kinds have none and never violate.
 pod_spec_paths := {"CronJob": {"group": "batch", "path": ["spec", "jobTemplate", "spec", "template", "spec"]}, "DaemonSet": {"group": "apps", "path": ["spec", "template", "spec"]}, "Deployment": {"group": "apps", "path": ["spec", "template", "spec"]}, "Job": {"group": "batch", "path": ["spec", "template", "spec"]}, "Pod": {"group": "", "path": ["spec"]}, "ReplicaSet": {"group": "apps", "path": ["spec", "template", "spec"]}, "ReplicationController": {"group": "", "path": ["spec", "template", "spec"]}, "StatefulSet": {"group": "apps", "path": ["spec", "template", "spec"]}}
@@ -48,9 +52,9 @@ ok_0(x) if {
 }
 
 violation contains {"msg": msg, "rule": rule_id, "level": level, "container": null, "fix": fix} if {
-	some x in object.get(pod_spec, "volumes", [])
+	some x in kupe.volumes(pod_spec)
 	not ok_0(x)
 	not kupe.waived(workload, waivers, "")
-	msg := sprintf("%v: volume %v: %v. Fix: %v", [rule_id, object.get(x, "name", ""), "hostPath.path must not be one of [\"/\", \"/run\", \"/run/\", \"/run/containerd\", \"/run/containerd/\", \"/run/containerd/containerd.sock\", \"/run/containerd/containerd.sock/\", \"/run/crio\", \"/run/crio/\", \"/run/crio/crio.sock\", \"/run/crio/crio.sock/\", \"/run/docker.sock\", \"/run/docker.sock/\", \"/var\", \"/var/\", \"/var/run\", \"/var/run/\", \"/var/run/containerd\", \"/var/run/containerd/\", \"/var/run/containerd/containerd.sock\", \"/var/run/containerd/containerd.sock/\", \"/var/run/crio\", \"/var/run/crio/\", \"/var/run/crio/crio.sock\", \"/var/run/crio/crio.sock/\", \"/var/run/docker.sock\", \"/var/run/docker.sock/\"]", fix])
+	msg := sprintf("%v: volume %v: %v. Fix: %v", [rule_id, kupe.display(object.get(x, "name", "")), "hostPath.path must not be one of [\"/\", \"/run\", \"/run/\", \"/run/containerd\", \"/run/containerd/\", \"/run/containerd/containerd.sock\", \"/run/containerd/containerd.sock/\", \"/run/crio\", \"/run/crio/\", \"/run/crio/crio.sock\", \"/run/crio/crio.sock/\", \"/run/docker.sock\", \"/run/docker.sock/\", \"/var\", \"/var/\", \"/var/run\", \"/var/run/\", \"/var/run/containerd\", \"/var/run/containerd/\", \"/var/run/containerd/containerd.sock\", \"/var/run/containerd/containerd.sock/\", \"/var/run/crio\", \"/var/run/crio/\", \"/var/run/crio/crio.sock\", \"/var/run/crio/crio.sock/\", \"/var/run/docker.sock\", \"/var/run/docker.sock/\"]", fix])
 }
 

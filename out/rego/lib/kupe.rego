@@ -18,11 +18,23 @@ pod_spec(resource, paths) := spec if {
 	is_object(spec)
 }
 
+# The objects of the pod spec's `lists`; a field that is not an array holds none.
 containers(spec, lists) := [c |
 	some list in lists
-	some c in object.get(spec, list, [])
+	items := object.get(spec, list, [])
+	is_array(items)
+	some c in items
 	is_object(c)
 ]
+
+volumes(spec) := containers(spec, ["volumes"])
+
+# How a message names a container or volume. (rego-cpp's sprintf renders an empty string as an
+# unescaped "" that breaks its JSON output, so an unnamed one gets a placeholder.)
+display(name) := name if {
+	is_string(name)
+	name != ""
+} else := "(unnamed)"
 
 # A field's value; undefined when missing or null (the API server drops nulls before admission).
 value(o, path) := v if {
