@@ -192,8 +192,7 @@ class PodTarget:
     """A kind that carries a pod spec, and where the spec is."""
 
     kind: str
-    group: str  # "" for the core group
-    version: str
+    group: str  # "" for the core group; any version of the group carries the same pod spec
     resource: str
     pod_spec_path: FieldPath
 

@@ -56,3 +56,15 @@ def write_atomically(out_dir: Path, files: dict[str, str], roots: list[str]) -> 
                 os.replace(new, current)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def write_text_atomically(path: Path, text: str) -> None:
+    """Replace one file's text in a single rename, so readers see the old file or the new one."""
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as file:
+            file.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise

@@ -8,18 +8,18 @@ from collections import Counter
 from . import ir
 from .errors import PolicyError
 
-# Where each workload kind keeps its pod spec (Kubernetes API, stable versions).
+# Where each workload kind keeps its pod spec (Kubernetes API).
 POD_TARGETS: dict[str, ir.PodTarget] = {
     t.kind: t
     for t in (
-        ir.PodTarget("Pod", "", "v1", "pods", ("spec",)),
-        ir.PodTarget("Deployment", "apps", "v1", "deployments", ("spec", "template", "spec")),
-        ir.PodTarget("ReplicaSet", "apps", "v1", "replicasets", ("spec", "template", "spec")),
-        ir.PodTarget("StatefulSet", "apps", "v1", "statefulsets", ("spec", "template", "spec")),
-        ir.PodTarget("DaemonSet", "apps", "v1", "daemonsets", ("spec", "template", "spec")),
-        ir.PodTarget("Job", "batch", "v1", "jobs", ("spec", "template", "spec")),
-        ir.PodTarget("CronJob", "batch", "v1", "cronjobs", ("spec", "jobTemplate", "spec", "template", "spec")),
-        ir.PodTarget("ReplicationController", "", "v1", "replicationcontrollers", ("spec", "template", "spec")),
+        ir.PodTarget("Pod", "", "pods", ("spec",)),
+        ir.PodTarget("Deployment", "apps", "deployments", ("spec", "template", "spec")),
+        ir.PodTarget("ReplicaSet", "apps", "replicasets", ("spec", "template", "spec")),
+        ir.PodTarget("StatefulSet", "apps", "statefulsets", ("spec", "template", "spec")),
+        ir.PodTarget("DaemonSet", "apps", "daemonsets", ("spec", "template", "spec")),
+        ir.PodTarget("Job", "batch", "jobs", ("spec", "template", "spec")),
+        ir.PodTarget("CronJob", "batch", "cronjobs", ("spec", "jobTemplate", "spec", "template", "spec")),
+        ir.PodTarget("ReplicationController", "", "replicationcontrollers", ("spec", "template", "spec")),
     )
 }
 

@@ -152,3 +152,16 @@ def test_worker_processes_give_the_same_results_in_the_same_order(monkeypatch: p
     parallel = audit_run.audit(fixtures, program, ["rego", "kyverno"], workers=2)
     assert [(w.where, o) for w, o in parallel.results] == [(w.where, o) for w, o in serial.results]
     assert parallel.violations == serial.violations and serial.results
+
+
+def test_an_object_no_engine_could_judge_is_never_a_pass(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from conformance.adapters import AdapterError
+    from conformance.adapters.rego import RegoAdapter
+
+    def broken(self: RegoAdapter, obj: dict) -> dict:
+        raise AdapterError("engine down")
+
+    monkeypatch.setattr(RegoAdapter, "evaluate", broken)
+    result = run_cli("audit", "--as-of", AS_OF, str(MANIFESTS / "mixed"))
+    assert result.exit_code == 2
+    assert "could not be evaluated" in result.output and "engine down" in result.output

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -178,26 +178,6 @@ def test_schema_declares_exactly_the_parameters_the_rego_reads(source: str) -> N
         assert set(_READ.findall(rego)) == declared
         for constraint in yaml.safe_load_all(files[f"gatekeeper/constraints/{rule.id}.yaml"]):
             assert set(constraint["spec"]["parameters"]) == declared
-
-
-@dataclass(frozen=True)
-class Matches:
-    """A predicate no backend lowers (test only)."""
-
-    ref: ir.Ref
-    pattern: str
-
-
-def test_an_ir_node_without_a_lowering_is_refused_with_rule_construct_backend_and_line() -> None:
-    loc = ir.Loc("policies/images.py", 42)
-    rule = container_rule()
-    check = ir.Check(ir.EachContainer(), Matches(ir.FieldRef(ir.Scope.CONTAINER, ("image",)), "^registry/"), loc)  # type: ignore[arg-type]
-    rule = replace(rule, checks=(check,), params=())
-    with pytest.raises(UnsupportedError) as raised:
-        GatekeeperBackend().compile(program(rule))
-    error = raised.value
-    assert (error.rule, error.construct, error.backend, error.loc) == ("restrict-added-capabilities", "Matches", "gatekeeper", loc)
-    assert str(error).startswith("policies/images.py:42: rule 'restrict-added-capabilities': backend 'gatekeeper' cannot express Matches")
 
 
 def test_a_namespace_gatekeeper_would_read_as_a_glob_is_refused() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 from typing import Any
 
@@ -193,27 +192,6 @@ def test_null_and_missing_container_lists_have_no_containers() -> None:
         assert adapter.evaluate({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": spec}) == {}
     assert adapter.evaluate(pod_of({"resources": {"requests": {"cpu": None}, "limits": {"cpu": "1"}}})) == {"resources": "audit"}
     assert adapter.evaluate(pod_of({"resources": {"requests": {"cpu": ""}, "limits": {"cpu": 0}}})) == {}
-
-
-@dataclasses.dataclass(frozen=True)
-class Matches:
-    """A test-only predicate no backend knows."""
-
-    ref: ir.Ref
-    regex: str
-
-
-def test_unknown_predicate_is_refused_with_rule_construct_backend_and_line() -> None:
-    prog = program(privileged)
-    rule = prog.rules[0]
-    check = dataclasses.replace(rule.rule.checks[0], predicate=Matches(rule.rule.checks[0].predicate.ref, "^a"))
-    broken = dataclasses.replace(prog, rules=(dataclasses.replace(rule, rule=dataclasses.replace(rule.rule, checks=(check,))),))
-    with pytest.raises(UnsupportedError) as caught:
-        KyvernoBackend().compile(broken)
-    error = caught.value
-    assert (error.rule, error.construct, error.backend) == ("no-privileged", "Matches", "kyverno")
-    assert str(error).startswith(f"{check.loc}: rule 'no-privileged': backend 'kyverno' cannot express Matches exactly")
-    assert check.loc.file.endswith("test_backend_kyverno.py")
 
 
 def test_rule_without_pod_is_refused() -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from dataclasses import dataclass
 
 import pytest
 import regopy
@@ -12,7 +11,7 @@ import regopy
 from compiler import ir, passes
 from compiler.backends.rego import RegoBackend, parse_back
 from compiler.dsl import PolicySet, Recommended, Required, containers, exempt, pod
-from compiler.errors import ArtifactError, UnsupportedError
+from compiler.errors import ArtifactError
 from compiler.render import render
 
 
@@ -76,28 +75,6 @@ def test_recommended_rules_warn_and_waivers_apply() -> None:
     assert evaluate(files, deployment)["warn"] == []
     other_group = dict(deployment, apiVersion="example.com/v1", metadata={"name": "d", "namespace": "apps"})
     assert evaluate(files, other_group)["warn"] == [], "a Deployment of another API group is not a workload"
-
-
-@dataclass(frozen=True)
-class Matches:
-    """A predicate no backend knows: stands for a construct a backend cannot express."""
-
-    ref: ir.Ref
-    pattern: str
-
-
-def test_unknown_construct_is_refused_naming_rule_construct_backend_and_line() -> None:
-    check = containers().field("image").present()
-    odd = ir.Check(check.subject, Matches(check.predicate.ref, "^registry/"), check.loc)  # type: ignore[arg-type]
-
-    def rule(ps: PolicySet) -> None:
-        ps.rule("trusted-registry", Required, title="t", rationale="r", fix="f", check=odd)
-
-    with pytest.raises(UnsupportedError) as error:
-        RegoBackend().compile(program(rule))
-    message = str(error.value)
-    assert "rule 'trusted-registry'" in message and "Matches" in message and "'rego'" in message
-    assert message.startswith(f"{check.loc.file}:{check.loc.line}:")
 
 
 def test_parse_back_rejects_broken_rego() -> None:

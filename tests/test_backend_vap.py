@@ -4,7 +4,6 @@ API server (emulated) decides with them, refusal, strict schema validation and d
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -13,7 +12,7 @@ import yaml
 from compiler import ir, passes
 from compiler.backends.vap import VapBackend, parse_back
 from compiler.dsl import PolicySet, Recommended, Required, containers, exempt, param, pod
-from compiler.errors import ArtifactError, UnsupportedError
+from compiler.errors import ArtifactError
 from conformance.adapters import AdapterError
 from conformance.adapters.vap import VapAdapter
 from conformance.engines.vap import admit
@@ -157,28 +156,6 @@ def test_an_evaluation_error_is_an_adapter_error_never_a_pass() -> None:
                                                      "object.spec.missing == 0")
     with pytest.raises(AdapterError, match="fails to evaluate"):
         VapAdapter({**files, "vap/no-privileged.yaml": broken}).evaluate(a_pod())
-
-
-@dataclass(frozen=True)
-class Matches:
-    """A predicate no backend knows: stands for a construct the VAP backend cannot express."""
-
-    ref: ir.Ref
-    pattern: str
-
-
-def test_unknown_construct_is_refused_naming_rule_construct_backend_and_line() -> None:
-    check = containers().field("image").present()
-    odd = ir.Check(check.subject, Matches(check.predicate.ref, "^registry/"), check.loc)  # type: ignore[arg-type]
-
-    def rule(ps: PolicySet) -> None:
-        ps.rule("trusted-registry", Required, title="t", rationale="r", fix="f", check=odd)
-
-    with pytest.raises(UnsupportedError) as error:
-        VapBackend().compile(program(rule))
-    message = str(error.value)
-    assert "rule 'trusted-registry'" in message and "Matches" in message and "'vap'" in message
-    assert message.startswith(f"{check.loc.file}:{check.loc.line}:")
 
 
 def test_parse_back_rejects_unknown_fields_in_strict_mode_naming_the_file() -> None:

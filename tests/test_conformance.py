@@ -58,20 +58,15 @@ def test_backend_gives_every_expected_verdict(backend: str, results: dict[str, l
     assert {r.status for r in records} <= {"ok", "xfail"}
 
 
-def test_backends_agree_with_each_other(results: dict[str, list[runner.Record]]) -> None:
+def test_backends_agree_with_each_other(results: dict[str, list[runner.Record]], capsys: pytest.CaptureFixture[str]) -> None:
+    with capsys.disabled():  # the rule × backend matrix, as `kupe-policy test` prints it
+        print("\n" + runner.matrix([r for records in results.values() for r in records]))
     verdicts: dict[tuple[str, str, str], dict[str, str]] = defaultdict(dict)
     for backend, records in results.items():
         for r in records:
             verdicts[(r.case, r.kind, r.rule)][backend] = r.actual
     disagreements = {key: by_backend for key, by_backend in verdicts.items() if len(set(by_backend.values())) > 1}
     assert not disagreements, list(disagreements.items())[:10]
-
-
-def test_print_matrix(results: dict[str, list[runner.Record]], capsys: pytest.CaptureFixture[str]) -> None:
-    everything = [r for records in results.values() for r in records]
-    with capsys.disabled():
-        print("\n" + runner.matrix(everything))
-    assert everything
 
 
 def test_controller_wrapping_keeps_the_pod_spec_and_labels() -> None:

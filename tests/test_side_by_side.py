@@ -7,12 +7,14 @@ unset complies; set complies only as a boolean other than true.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
 import pytest
 
-from compiler import passes
+from compiler import ir, passes
 from compiler.backends import all_backends
 from compiler.dsl import PolicySet, Required, containers
+from compiler.errors import UnsupportedError
 
 EXPECTED = {
     "rego": ('ok_0(x) if {\n\tnot kupe.has_value(x, ["securityContext", "privileged"])\n}',
@@ -43,3 +45,23 @@ def test_every_backend_is_stated(outputs: dict[str, str]) -> None:
 def test_lowering_of_not_equals(backend: str, outputs: dict[str, str]) -> None:
     for fragment in EXPECTED[backend]:
         assert fragment in outputs[backend]
+
+
+@dataclass(frozen=True)
+class Matches:
+    """A predicate no backend knows: it stands for a construct a backend cannot express exactly."""
+
+    ref: ir.Ref
+    pattern: str
+
+
+@pytest.mark.parametrize("backend", sorted(EXPECTED))
+def test_a_construct_a_backend_cannot_lower_is_refused_naming_rule_construct_backend_and_line(backend: str) -> None:
+    check = containers().field("image").present()
+    odd = ir.Check(check.subject, Matches(check.predicate.ref, "^registry/"), check.loc)  # type: ignore[arg-type]
+    ps = PolicySet("demo", title="Demo")
+    ps.rule("trusted-registry", Required, title="t", rationale="r", fix="f", check=odd)
+    program = passes.resolve((ps.build(),), (), dt.date(2026, 11, 1))[0]
+    with pytest.raises(UnsupportedError) as error:
+        all_backends()[backend]().compile(program)
+    assert str(error.value).startswith(f"{check.loc}: rule 'trusted-registry': backend '{backend}' cannot express Matches exactly")

@@ -7,7 +7,7 @@ v0 rejects). Chosen over `code: [{engine: Rego, source: {version: "v1"}}]` becau
 Gatekeeper >= 3.19, while the classic field with future keywords needs only an embedded OPA that
 knows `future.keywords.if`/`.contains` (OPA >= 0.42, vendored from Gatekeeper 3.10 on; 3.8 still
 rejected `future.keywords` imports, gatekeeper#1827). Measured: Gatekeeper v3.21 (OPA v1.10)
-accepts these imports (shared/ENGINE-NOTES.md); releases 3.10 to 3.20 are not measured here.
+accepts these imports (../shared/ENGINE-NOTES.md in the development workspace; docs/engine-notes.md); releases 3.10 to 3.20 are not measured here.
 Other builtins used: `object.get` with a path array (OPA >= 0.37).
 
 CEL form: beside the Rego, each template's target carries the same checks as a

@@ -13,7 +13,7 @@ from typing import Any
 import regopy
 import yaml
 
-from ..engines.gatekeeper import ConstraintTemplateEngine, EvaluationError, MatchError, TemplateError
+from ..engines.gatekeeper import ConstraintTemplateEngine, EvaluationError, MatchError, TemplateError, Violation
 from . import Adapter, AdapterError, admission_request
 
 _VERDICT = {"deny": "deny", "dryrun": "audit", "warn": "audit"}
@@ -36,20 +36,31 @@ def _namespace(request: dict[str, Any]) -> dict[str, Any] | None:
 class GatekeeperAdapter(Adapter):
     backend = "gatekeeper"
     engine = f"Gatekeeper emulator (regopy {regopy.__version__})"
+    template_engine = "rego"  # which engine of each ConstraintTemplate judges
 
     def __init__(self, artifacts: dict[str, str]) -> None:
         try:
-            engines = {t["spec"]["crd"]["spec"]["names"]["kind"]: ConstraintTemplateEngine(t) for t in _objects(artifacts, "templates")}
+            engines = {t["spec"]["crd"]["spec"]["names"]["kind"]: ConstraintTemplateEngine(t, engine=self.template_engine)
+                       for t in _objects(artifacts, "templates")}
         except TemplateError as error:
-            raise AdapterError(f"Gatekeeper would refuse a template: {error}") from None
+            raise AdapterError(f"Gatekeeper would refuse a template ({self.template_engine}): {error}") from None
         constraints = _objects(artifacts, "constraints")
         orphans = [c["metadata"]["name"] for c in constraints if c["kind"] not in engines]
         if orphans:
             raise AdapterError(f"constraints without a template: {orphans}")
         self.pairs = [(engines[c["kind"]], c) for c in constraints]
 
+    def request(self, obj: dict[str, Any]) -> dict[str, Any]:
+        return admission_request(obj)
+
+    def check(self, constraint: str, rule: str, violation: Violation) -> None:
+        """A violation must come from the constraint's own rule."""
+        reported = violation.details.get("rule") if isinstance(violation.details, dict) else None
+        if reported != rule:
+            raise AdapterError(f"constraint {constraint} (rule {rule}) reported rule {reported!r}")
+
     def evaluate(self, obj: dict[str, Any]) -> dict[str, str]:
-        request = admission_request(obj)
+        request = self.request(obj)
         verdicts: dict[str, str] = {}
         for engine, constraint in self.pairs:
             name, rule = constraint["metadata"]["name"], constraint["metadata"]["labels"][RULE_LABEL]
@@ -58,9 +69,7 @@ class GatekeeperAdapter(Adapter):
             except (EvaluationError, MatchError) as error:
                 raise AdapterError(f"{name}: {error}") from None
             for violation in violations:
-                reported = violation.details.get("rule") if isinstance(violation.details, dict) else None
-                if reported != rule:
-                    raise AdapterError(f"constraint {name} (rule {rule}) reported rule {reported!r}")
+                self.check(name, rule, violation)
                 verdict = _VERDICT[violation.enforcement_action]
                 if verdicts.setdefault(rule, verdict) != verdict:
                     raise AdapterError(f"rule {rule} both denies and audits")

@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from compiler import ir, pipeline
+from compiler.output import write_text_atomically
 from compiler.cli import as_of_option, policies_option, warn
 from compiler.errors import InputError, KupeError
 from compiler.output import write_atomically
@@ -59,6 +60,8 @@ def audit(paths: tuple[Path, ...], backend: str, output_format: str, as_of: dt.d
     click.echo(formats.RENDER[output_format](run))
     if run.disagreements:
         click.echo(f"warning: engine drift: backends disagree on {len(run.disagreements)} object(s)", err=True)
+    if run.unevaluated:
+        raise InputError(f"{run.unevaluated} object(s) could not be evaluated (see above): they are not known to comply")
     if run.blocking:
         sys.exit(1)
 
@@ -136,11 +139,20 @@ def promote(rule_id: str, evidence: tuple[Path, ...], backend: str, out_dir: Pat
     state = promotion.readiness(program, rule_id, inputs.workloads, inputs.evidence, backends[0])
     changed = False
     if exempt_current and state.uncovered:
+        module = policies_dir / promotion.GENERATED_MODULE
+        before = module.read_text(encoding="utf-8") if module.exists() else None
         written = promotion.append_exemptions(policies_dir, rule_id, state.uncovered, expires=as_of + ttl,
                                             owner=owner.strip(), ticket=ticket.strip(), as_of=as_of)
-        click.echo(f"wrote {len(written)} exemption(s) to {policies_dir / promotion.GENERATED_MODULE}, expiring {as_of + ttl}")
+        try:
+            program, _ = pipeline.build_program(policies_dir, as_of)
+        except KupeError:  # the generated exemptions do not load: leave the policies as they were
+            if before is None:
+                module.unlink()
+            else:
+                write_text_atomically(module, before)
+            raise
+        click.echo(f"wrote {len(written)} exemption(s) to {module}, expiring {as_of + ttl}")
         changed = bool(written)
-        program, _ = pipeline.build_program(policies_dir, as_of)
         state = promotion.readiness(program, rule_id, inputs.workloads, inputs.evidence, backends[0])
     _print_readiness(state)
     if write and not state.ready:
@@ -154,10 +166,10 @@ def promote(rule_id: str, evidence: tuple[Path, ...], backend: str, out_dir: Pat
         source_path = policies_dir.resolve().parent / loc.file
         original = source_path.read_text(encoding="utf-8")
         try:
-            source_path.write_text(promotion.set_required(original, rule_id, loc.line), encoding="utf-8")
+            write_text_atomically(source_path, promotion.set_required(original, rule_id, loc.line))
             pipeline.build_program(policies_dir, as_of)
         except KupeError as error:
-            source_path.write_text(original, encoding="utf-8")
+            write_text_atomically(source_path, original)
             raise InputError(f"cannot promote {rule_id}, {source_path} left unchanged: {error}", str(loc)) from None
         click.echo(f"{rule_id} is now required ({loc})")
         changed = True

@@ -26,6 +26,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from compiler.output import write_text_atomically
 from compiler import ir
 from compiler.errors import InputError
 
@@ -201,5 +202,5 @@ def append_exemptions(policies_dir: Path, rule_id: str, violations: list[Violati
             f"    reason={json.dumps(reason)},\n    {who}, expires={json.dumps(expires.isoformat())},\n)\n")
         written.append(ident)
     if blocks:
-        path.write_text(source.rstrip("\n") + "\n" + "".join(blocks), encoding="utf-8")
+        write_text_atomically(path, source.rstrip("\n") + "\n" + "".join(blocks))
     return written

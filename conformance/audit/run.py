@@ -10,7 +10,6 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -40,6 +39,11 @@ class AuditRun:
     @property
     def rules(self) -> dict[str, ir.ResolvedRule]:
         return {r.id: r for r in self.program.rules}
+
+    @property
+    def unevaluated(self) -> int:
+        """Workloads some engine could not judge (its error stands where a verdict would)."""
+        return sum(any(isinstance(o, str) for o in outcome.values()) for _, outcome in self.results)
 
     @property
     def blocking(self) -> list[Violation]:
