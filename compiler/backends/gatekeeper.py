@@ -227,7 +227,7 @@ class GatekeeperBackend(Backend):
                                        why=f"parameter {reserved[0]!r} would collide with the Constraint's exemption parameter")
 
     def _template(self, rule: ir.ResolvedRule) -> str:
-        lowered = cel_lowering(rule)  # generated CEL, its literals escaped by compiler.lang.cel: Safe
+        cel_variables, cel_validations = cel_lowering(rule).template_context()
         return render(
             "gatekeeper/template.yaml.j2",
             source=str(rule.rule.loc),
@@ -241,13 +241,8 @@ class GatekeeperBackend(Backend):
             target=TARGET,
             rego=Safe(self._rego(rule)),
             lib=Safe(library([f"import future.keywords.{k}" for k in FUTURE_KEYWORDS])),
-            cel_variables=[{"name": v.name, "comment": v.comment, "expression": Safe(v.expression)} for v in lowered.variables],
-            cel_validations=[{
-                "comment": v.comment,
-                "expression": Safe(v.expression),
-                "message": v.message,
-                "message_expression": Safe(v.message_expression) if v.message_expression else None,
-            } for v in lowered.validations],
+            cel_variables=cel_variables,
+            cel_validations=cel_validations,
         )
 
     def _rego(self, rule: ir.ResolvedRule) -> str:

@@ -82,7 +82,7 @@ class VapBackend(Backend):
         whole_objects = [e for e in rule.waivers if not e.namespace_wide and not e.containers]
         per_container = tuple(e for e in rule.waivers if e.containers)
         lowering = CelLowering(rule, self.name, inline_waivers=per_container)
-        lowered = lowering.lower()  # generated CEL, its literals escaped by compiler.lang.cel: Safe
+        variables, validations = lowering.lower().template_context()
         return render(
             "vap/rule.yaml.j2",
             source=str(rule.rule.loc),
@@ -103,13 +103,8 @@ class VapBackend(Backend):
                 "comment": f"waiver {e.id} ({e.loc}): {e.reason}",
                 "expression": Safe(f"!({lowering.selects_object(e)})"),
             } for e in whole_objects],
-            variables=[{"name": v.name, "comment": v.comment, "expression": Safe(v.expression)} for v in lowered.variables],
-            validations=[{
-                "comment": v.comment,
-                "expression": Safe(v.expression),
-                "message": v.message,
-                "message_expression": Safe(v.message_expression) if v.message_expression else None,
-            } for v in lowered.validations],
+            variables=variables,
+            validations=validations,
         )
 
 

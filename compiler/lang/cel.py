@@ -22,12 +22,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import cache
+from typing import Any
 
 from cel_expr_python import cel
 from cel_expr_python.ext import ext_optional, ext_strings
 
 from .. import describe, ir
 from ..errors import UnsupportedError
+from ..render import Safe
 
 _TYPE_TESTS: dict[type, str] = {bool: "type({v}) == bool", int: "(type({v}) == int || type({v}) == double)",
                                 str: "type({v}) == string"}
@@ -99,6 +101,17 @@ class Validation:
 class Lowered:
     variables: tuple[Variable, ...]
     validations: tuple[Validation, ...]
+
+    def template_context(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """(variables, validations) as the YAML templates render them; the CEL is already escaped code."""
+        variables = [{"name": v.name, "comment": v.comment, "expression": Safe(v.expression)} for v in self.variables]
+        validations = [{
+            "comment": v.comment,
+            "expression": Safe(v.expression),
+            "message": v.message,
+            "message_expression": Safe(v.message_expression) if v.message_expression else None,
+        } for v in self.validations]
+        return variables, validations
 
 
 @dataclass(frozen=True)
