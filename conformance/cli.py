@@ -37,5 +37,7 @@ def test(backends: tuple[str, ...], as_json: bool, cases_dir: Path, policies_dir
             click.echo(json.dumps(record.as_dict(), sort_keys=True))
     else:
         click.echo(runner.matrix(records))
+        for name in chosen:
+            click.echo(f"  {name}: evaluated by {available[name].engine}")
     if runner.failed(records):
         sys.exit(1)
