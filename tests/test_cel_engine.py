@@ -211,3 +211,17 @@ def test_errors_are_absorbed_by_logical_operators_as_in_cel() -> None:
     assert ev("object.missing || true", {}) is True
     with pytest.raises(CelError):
         ev("false || object.missing", {})
+
+
+def test_nulls_in_results_keep_none_alive() -> None:
+    """cel-expr-python hands out each null of a result without a reference of its own; the layer
+    takes one, so thousands of null results do not drive None's reference count to zero."""
+    import sys
+
+    evaluator = evaluator_for(("object", "params"))
+    for expression in ("object", "[object, 1]", '{"a": object, "b": [object]}'):
+        evaluator.evaluate(expression, {"object": None, "params": None})  # compile and warm up
+        before = sys.getrefcount(None)
+        for _ in range(5000):
+            assert evaluator.evaluate(expression, {"object": None, "params": None}) in (None, [None, 1], {"a": None, "b": [None]})
+        assert sys.getrefcount(None) >= before - 100, expression

@@ -46,6 +46,7 @@ their variable names (``evaluator_for``).
 
 from __future__ import annotations
 
+import ctypes
 import datetime as dt
 import functools
 import re
@@ -319,7 +320,33 @@ class CelEvaluator:
             raise CelError(_clean(str(exc))) from None
         if value.type() == _T.ERROR:
             raise CelError(_clean(str(value.plain_value())))
-        return value.plain_value()
+        if value.type() == _T.NULL:
+            return None
+        return _owned_nulls(value.plain_value())
+
+
+def _owned_nulls(value: Any) -> Any:
+    """`value` after taking the references to None that `plain_value()` hands out without owning.
+
+    cel-expr-python 0.1.3 returns each null of a result (at top level, or in a list or map) as a
+    None it has not incremented: every such evaluation lowers None's reference count by one, and
+    after some thousands the interpreter aborts (`none_dealloc`). Measured in docs/engine-notes.md
+    and pinned by tests/test_cel_engine.py.
+    """
+    nulls = _count_nulls(value)
+    for _ in range(nulls):
+        ctypes.pythonapi.Py_IncRef(ctypes.py_object(None))
+    return value
+
+
+def _count_nulls(value: Any) -> int:
+    if value is None:
+        return 1
+    if isinstance(value, dict):
+        return sum(_count_nulls(v) for v in value.values())
+    if isinstance(value, list):
+        return sum(_count_nulls(v) for v in value)
+    return 0
 
 
 def _clean(message: str) -> str:
