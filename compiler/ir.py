@@ -195,6 +195,9 @@ class PodTarget:
     group: str  # "" for the core group; any version of the group carries the same pod spec
     resource: str
     pod_spec_path: FieldPath
+    # Subresources whose UPDATE can add containers (a Pod's `ephemeralcontainers`: `kubectl debug`):
+    # their requests are judged like an UPDATE of the object (docs/semantics.md, Requests).
+    subresources: tuple[str, ...] = ()
 
 
 # --- rules and exemptions ---------------------------------------------------------------

@@ -12,7 +12,7 @@ from .errors import PolicyError
 POD_TARGETS: dict[str, ir.PodTarget] = {
     t.kind: t
     for t in (
-        ir.PodTarget("Pod", "", "pods", ("spec",)),
+        ir.PodTarget("Pod", "", "pods", ("spec",), subresources=("ephemeralcontainers",)),
         ir.PodTarget("Deployment", "apps", "deployments", ("spec", "template", "spec")),
         ir.PodTarget("ReplicaSet", "apps", "replicasets", ("spec", "template", "spec")),
         ir.PodTarget("StatefulSet", "apps", "statefulsets", ("spec", "template", "spec")),

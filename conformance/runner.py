@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from compiler import pipeline
 
-from .adapters import Adapter, AdapterError, all_adapters
+from .adapters import Adapter, AdapterError, admitted, all_adapters
 from .suite import Case
 
 # Cases compile as of this date unless they say otherwise, so verdicts do not drift with the calendar.
@@ -23,6 +23,7 @@ class Record:
 
     case: str
     kind: str
+    request: str  # the operation, and the subresource if any
     source: str
     backend: str
     rule: str
@@ -41,6 +42,19 @@ def _status(expected: str, actual: str, known_failure: str | None) -> str:
     return "ok" if actual == expected else "fail"
 
 
+def decoding_failures(cases: Iterable[Case]) -> list[str]:
+    """Cases whose objects the decoder refuses, or accepts, against what they say (`rejected`)."""
+    problems = []
+    for case in cases:
+        refusal = admitted(case.request)[1]
+        if case.rejected is None and refusal is not None:
+            problems.append(f"{case.source} {case.name} [{case.kind}]: the API server would refuse it: {refusal}")
+        elif case.rejected is not None and (refusal is None or case.rejected not in str(refusal)):
+            problems.append(f"{case.source} {case.name} [{case.kind}]: expected the decoder to refuse it "
+                            f"({case.rejected}), got {refusal or 'no refusal'}")
+    return problems
+
+
 def run(cases: list[Case], backends: list[str], policies_dir: Path) -> list[Record]:
     """Compile once per (as-of date, backend), evaluate every case, compare every rule."""
     adapter_types = all_adapters()
@@ -48,6 +62,7 @@ def run(cases: list[Case], backends: list[str], policies_dir: Path) -> list[Reco
     programs = {}
     records: list[Record] = []
     for case in cases:
+        request = admitted(case.request)[0]
         as_of = case.as_of or SUITE_AS_OF
         if as_of not in programs:
             programs[as_of] = pipeline.build_program(policies_dir, as_of)[0]
@@ -58,13 +73,14 @@ def run(cases: list[Case], backends: list[str], policies_dir: Path) -> list[Reco
                 artifacts = pipeline.compile_program(programs[as_of], [adapter_types[backend].compiled_backend()])
                 adapters[key] = adapter_types[backend](artifacts)
             try:
-                verdicts, detail = adapters[key].evaluate(case.object), ""
+                verdicts, detail = adapters[key].evaluate(request), ""
             except AdapterError as error:
                 verdicts, detail = None, str(error)
             for rule in rules:
                 actual = "error" if verdicts is None else verdicts.get(rule, "pass")
                 status = "error" if verdicts is None else _status(case.expected(rule), actual, case.known_failures.get(backend))
-                records.append(Record(case.name, case.kind, case.source, backend, rule, case.expected(rule), actual, status, detail))
+                records.append(Record(case.name, case.kind, str(request), case.source, backend, rule, case.expected(rule),
+                                      actual, status, detail))
     return records
 
 
@@ -90,12 +106,15 @@ def matrix(records: Iterable[Record]) -> str:
     rows = [header] + [[rule] + [cell(rule, b) for b in backends] for rule in rules]
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = ["  ".join(value.ljust(width) for value, width in zip(row, widths)).rstrip() for row in rows]
-    cases = {(r.case, r.kind) for r in records}
+    cases = {(r.case, r.kind): r.request for r in records}
     kinds = sorted({r.kind for r in records})
+    requests = Counter(cases.values())
     lines.append(f"{len(cases)} cases × {len(backends)} backends × {len(rules)} rules; kinds: {', '.join(kinds)}")
+    lines.append("requests: " + ", ".join(f"{name} {count}" for name, count in sorted(requests.items())))
     bad = [r for r in records if r.status in ("fail", "error", "xpass")]
     for r in bad[:50]:
-        lines.append(f"  {r.status.upper()}: {r.source} {r.case} [{r.kind}] {r.backend} {r.rule}: expected {r.expected}, got {r.actual} {r.detail}".rstrip())
+        lines.append(f"  {r.status.upper()}: {r.source} {r.case} [{r.kind}, {r.request}] {r.backend} {r.rule}: "
+                     f"expected {r.expected}, got {r.actual} {r.detail}".rstrip())
     if len(bad) > 50:
         lines.append(f"  … and {len(bad) - 50} more")
     return "\n".join(lines)

@@ -14,6 +14,7 @@ from compiler import ir, pipeline
 from conformance.audit.verdicts import Auditor
 from conformance.suite import load_cases
 from conftest import REPO, run_cli
+from conformance.adapters import Request
 
 MANIFESTS = REPO / "tests" / "fixtures" / "manifests"
 AS_OF = "2026-11-01"
@@ -76,9 +77,9 @@ def test_engine_drift_is_reported(project: Path, monkeypatch: pytest.MonkeyPatch
     """A backend that judges differently shows up as a disagreement on the object."""
     original = Auditor.evaluate
 
-    def drifting(self: Auditor, obj: dict) -> dict:
-        outcome = dict(original(self, obj))
-        if obj["metadata"]["name"] == "frontend":
+    def drifting(self: Auditor, request: Request) -> dict:
+        outcome = dict(original(self, request))
+        if request.subject["metadata"]["name"] == "frontend":
             outcome["rego"] = {}
         return outcome
 
@@ -123,10 +124,10 @@ def test_cached_verdicts_equal_engine_verdicts_on_the_conformance_cases() -> Non
     """The verdict key never merges objects that the engine judges differently."""
     program, _ = pipeline.build_program(REPO / "policies", dt.date(2026, 11, 1))
     cached, direct = Auditor(program, ["rego"]), Auditor(program, ["rego"], cache=False)
-    objects = [case.object for case in load_cases() if case.as_of is None]
+    objects = [case.object for case in load_cases() if case.as_of is None and case.request.operation == "CREATE"]
     renamed = [dict(obj, metadata=dict(obj.get("metadata") or {}, name=f"copy-{i}")) for i, obj in enumerate(objects)]
     for obj in objects + renamed:
-        assert cached.evaluate(obj) == direct.evaluate(obj), obj
+        assert cached.evaluate(Request.create(obj)) == direct.evaluate(Request.create(obj)), obj
     assert cached.evaluations < len(objects) + len(renamed), "renamed copies hit the cache"
 
 
@@ -165,3 +166,26 @@ def test_an_object_no_engine_could_judge_is_never_a_pass(project: Path, monkeypa
     result = run_cli("audit", "--as-of", AS_OF, str(MANIFESTS / "mixed"))
     assert result.exit_code == 2
     assert "could not be evaluated" in result.output and "engine down" in result.output
+
+
+REQUESTS = REPO / "tests" / "fixtures" / "requests"
+
+
+@pytest.mark.parametrize("backend", ["rego", "all"])
+def test_admission_reviews_are_judged_as_their_requests(project: Path, backend: str) -> None:
+    code, out = audit(str(REQUESTS / "debug.yaml"), str(REQUESTS / "finalizer.yaml"), "--backend", backend, "--format", "json")
+    report = json.loads(out)
+    assert code == 1 and report["disagreements"] == []
+    assert {(v["name"], v["rule"]) for v in report["violations"]} == {
+        ("cart", "disallow-privileged"), ("cart", "disallow-privilege-escalation"), ("cart", "drop-all-capabilities"),
+        ("cart", "read-only-root-filesystem")}, "only the debug container is new; the legacy Pod's finalizer goes"
+
+
+def test_an_object_the_api_server_refuses_is_reported_not_judged(project: Path) -> None:
+    result = run_cli("audit", "--as-of", AS_OF, str(REQUESTS / "refused.yaml"), "--format", "json")
+    assert result.exit_code == 2
+    report = json.loads(result.stdout)
+    assert report["violations"] == []
+    assert report["problems"] == [{"where": f"{REQUESTS / 'refused.yaml'}:2", "message": (
+        'the API server would refuse this Pod: spec.securityContext.runAsNonRoot: expected a boolean, got string "true"')}]
+    assert "the API server would refuse 1 object(s)" in result.stderr

@@ -16,6 +16,7 @@ from compiler.errors import ArtifactError, UnsupportedError
 from compiler.passes import POD_TARGETS
 from conformance.adapters.gatekeeper import GatekeeperAdapter
 from conformance.engines.gatekeeper.rego_source import prepare_v0
+from conformance.adapters import Request
 
 ROOT = Path(__file__).resolve().parent.parent
 AS_OF = dt.date(2026, 11, 1)
@@ -73,8 +74,9 @@ def test_template_names_kind_and_rego_form() -> None:
     assert "package kuperestrictaddedcapabilities\n" in rego
     assert "import rego.v1" not in rego
     assert 'violation contains {"msg": msg, "details": {"rule": rule_id' in rego
-    assert "resource := input.review.object" in rego
-    assert 'object.get(input.review, "namespace", "")' in rego
+    assert "request := input.review" in rego and "resource := request.object" in rego
+    assert "old_resource := request.oldObject" in rego
+    assert "namespace := kupe.namespace(request, resource)" in rego
     prepare_v0(rego)  # Gatekeeper's v0 parse: every v1 keyword imported from future.keywords
 
 
@@ -118,10 +120,10 @@ def test_narrower_waivers_and_widenings_travel_in_parameters() -> None:
 def test_exemptions_take_effect_in_the_emulator() -> None:
     widening = exemption("cilium", namespaces=("cilium",), containers=("agent",), allow=(("allowed_capabilities", ("NET_ADMIN",)),))
     adapter = GatekeeperAdapter(GatekeeperBackend().compile(program(container_rule(), widening, exemption("sys", namespaces=("kube-system",)))))
-    assert adapter.evaluate(pod("cilium", "agent")) == {}
-    assert adapter.evaluate(pod("cilium", "other")) == {"restrict-added-capabilities": "deny"}
-    assert adapter.evaluate(pod("kube-system", "other")) == {}
-    assert adapter.evaluate(pod("default", "agent")) == {"restrict-added-capabilities": "deny"}
+    assert adapter.evaluate(Request.create(pod("cilium", "agent"))) == {}
+    assert adapter.evaluate(Request.create(pod("cilium", "other"))) == {"restrict-added-capabilities": "deny"}
+    assert adapter.evaluate(Request.create(pod("kube-system", "other"))) == {}
+    assert adapter.evaluate(Request.create(pod("default", "agent"))) == {"restrict-added-capabilities": "deny"}
 
 
 def staged_program(*exemptions: ir.Exemption) -> ir.Program:
@@ -146,10 +148,10 @@ def test_staged_rule_denies_in_its_stage_and_audits_elsewhere_with_two_constrain
 
 def test_staged_rule_verdicts_in_the_emulator() -> None:
     adapter = GatekeeperAdapter(GatekeeperBackend().compile(staged_program(exemption("sys", namespaces=("kube-system",)))))
-    assert adapter.evaluate(pod("payments")) == {"restrict-added-capabilities": "deny"}
-    assert adapter.evaluate(pod("default")) == {"restrict-added-capabilities": "audit"}
-    assert adapter.evaluate(pod("kube-system")) == {}
-    assert adapter.evaluate(pod("payments", add=("NET_BIND_SERVICE",))) == {}
+    assert adapter.evaluate(Request.create(pod("payments"))) == {"restrict-added-capabilities": "deny"}
+    assert adapter.evaluate(Request.create(pod("default"))) == {"restrict-added-capabilities": "audit"}
+    assert adapter.evaluate(Request.create(pod("kube-system"))) == {}
+    assert adapter.evaluate(Request.create(pod("payments", add=("NET_BIND_SERVICE",)))) == {}
 
 
 def test_a_stage_gatekeeper_would_read_as_a_glob_is_refused() -> None:

@@ -16,6 +16,7 @@ from compiler.passes import POD_TARGETS
 from conformance.adapters.gatekeeper import GatekeeperAdapter
 from conformance.adapters.gatekeeper_cel import GatekeeperCelAdapter
 from conformance.engines.gatekeeper import ConstraintTemplateEngine
+from conformance.adapters import Request
 
 AS_OF = dt.date(2026, 11, 1)
 LOC = ir.Loc("policies/test.py", 7)
@@ -64,8 +65,9 @@ def test_template_carries_the_rule_as_a_k8s_native_validation_entry() -> None:
     source = entry["source"]
     assert source["failurePolicy"] == "Fail"
     assert [v["name"] for v in source["variables"]] == [
-        "requestNamespace", "parameterMap", "parameters", "podSpecValue", "podSpec", "selectedWaivers",
-        "selectedWidenings", "containers", "failing_securityContext_capabilities_add"]
+        "requestNamespace", "parameterMap", "parameters", "judged", "podSpecValue", "podSpec", "selectedWaivers",
+        "selectedWidenings", "old_podSpecValue", "old_podSpec", "containers", "failing_securityContext_capabilities_add",
+        "old_containers", "old_failing_securityContext_capabilities_add"]
     variables = {v["name"]: v["expression"] for v in source["variables"]}
     assert variables["parameterMap"] == "type(variables.params) == map ? variables.params : {}"
     assert '"allowed_capabilities": variables.parameterMap[?"allowed_capabilities"].orValue([])' in variables["parameters"]
@@ -78,8 +80,10 @@ def test_template_carries_the_rule_as_a_k8s_native_validation_entry() -> None:
     assert "NET_BIND_SERVICE" not in failing, "parameter values are read from the Constraint, not inlined"
     (validation,) = source["validations"]
     assert validation == {
-        "expression": "size(variables.failing_securityContext_capabilities_add) == 0",
-        "messageExpression": f'"{RULE}: container " + variables.failing_securityContext_capabilities_add.join(\', \') + '
+        "expression": "variables.failing_securityContext_capabilities_add.all(n, n in "
+                      "variables.old_failing_securityContext_capabilities_add)",
+        "messageExpression": f'"{RULE}: container " + variables.failing_securityContext_capabilities_add.filter(n, '
+                             '!(n in variables.old_failing_securityContext_capabilities_add)).join(\', \') + '
                              '": securityContext.capabilities.add may only hold the values of parameter allowed_capabilities. Fix: Remove them"',
         "message": f"{RULE}: securityContext.capabilities.add may only hold the values of parameter allowed_capabilities. Fix: Remove them",
     }
@@ -142,8 +146,8 @@ def test_cel_and_rego_give_the_same_verdicts_for_a_staged_rule() -> None:
     for namespace, verdict in [("payments", "deny"), ("apps", "audit"), ("kube-system", None)]:
         bad = pod(namespace, app=("SYS_ADMIN",))
         expected = {RULE: verdict} if verdict else {}
-        assert rego.evaluate(bad) == cel.evaluate(bad) == expected
-        assert cel.evaluate(pod(namespace, app=("NET_BIND_SERVICE",))) == {}
+        assert rego.evaluate(Request.create(bad)) == cel.evaluate(Request.create(bad)) == expected
+        assert cel.evaluate(Request.create(pod(namespace, app=("NET_BIND_SERVICE",)))) == {}
 
 
 def test_the_repository_policies_compile_with_cel_in_every_template() -> None:

@@ -13,6 +13,7 @@ from compiler.backends.kyverno import KyvernoBackend, validate_strictly
 from compiler.dsl import PolicySet, Recommended, Required, containers, exempt, param, pod
 from compiler.errors import ArtifactError, UnsupportedError
 from conformance.adapters.kyverno import KyvernoAdapter
+from conformance.adapters import Request
 
 GROUP_KEY = ("{{ contains(`[\"Pod:\", \"Deployment:apps\", \"ReplicaSet:apps\", \"StatefulSet:apps\", \"DaemonSet:apps\", "
              "\"Job:batch\", \"CronJob:batch\", \"ReplicationController:\"]`, join(':', [to_string(request.object.kind), "
@@ -70,25 +71,37 @@ def test_not_equals_lowers_to_typed_deny_condition_over_each_container() -> None
     (rule,) = policy["spec"]["rules"]
     assert rule["name"] == "no-privileged"
     assert rule["match"] == {"any": [{"resources": {"kinds": ["Pod"]}}]}
-    assert rule["preconditions"] == {"all": [{"key": GROUP_KEY, "operator": "Equals", "value": True}]}
-    value = 'element."securityContext"."privileged"'
+    assert rule["preconditions"] == {"all": [{"key": "{{ request.operation || '' }}", "operator": "NotEquals", "value": "DELETE"},
+                                             {"key": GROUP_KEY, "operator": "Equals", "value": True}]}
+    value, before = 'element."securityContext"."privileged"', 'kupeNamesake[0]."securityContext"."privileged"'
+    old_list = CONTAINERS.replace("request.object", "request.oldObject")
     assert rule["validate"] == {
         "failureAction": "Enforce",
         "message": "no-privileged: securityContext.privileged must not be true. Fix: Unset privileged",
-        "foreach": [{"list": CONTAINERS, "deny": {"conditions": {"any": [{
-            "key": f"{{{{ {value} != `null` && (type({value}) != 'boolean' || {value} == `true`) }}}}",
-            "operator": "Equals", "value": True}]}}}],
+        "allowExistingViolations": False,
+        "foreach": [{
+            "list": CONTAINERS,
+            "context": [{"name": "kupeNamesake", "variable": {"jmesPath": (
+                f"[lookup(object_from_lists(map(&to_string(name || ''), ({old_list}) || `[]`), ({old_list}) || `[]`), "
+                "to_string(element.name || ''))]")}}],
+            "preconditions": {"all": [{"key": (
+                f"{{{{ type(kupeNamesake[0]) == 'object' && ({before} != `null` && (type({before}) != 'boolean' || {before} == `true`)) }}}}"),
+                "operator": "Equals", "value": False}]},
+            "deny": {"conditions": {"any": [{
+                "key": f"{{{{ {value} != `null` && (type({value}) != 'boolean' || {value} == `true`) }}}}",
+                "operator": "Equals", "value": True}]}}}],
     }
 
 
-def test_present_lowers_to_one_merged_pattern_and_recommended_audits() -> None:
+def test_present_lowers_to_a_pattern_per_check_and_recommended_audits() -> None:
     policy = documents(program(resources))["kyverno/policies/resources.yaml"]
     validate = policy["spec"]["rules"][0]["validate"]
     assert validate["failureAction"] == "Audit" and "emitWarning" not in policy["spec"]
-    assert validate["foreach"] == [{
-        "list": "request.object.spec.[\"containers\", \"initContainers\"][?type(@) == 'array'][] | [?type(@) == 'object']",
-        "pattern": {"resources": {"requests": {"cpu": "*"}, "limits": {"cpu": "*"}}},
-    }]
+    assert [entry["pattern"] for entry in validate["foreach"]] == [
+        {"resources": {"requests": {"cpu": "*"}}}, {"resources": {"limits": {"cpu": "*"}}}]
+    assert [entry["preconditions"]["all"][0]["key"] for entry in validate["foreach"]] == [
+        f"{{{{ type(kupeNamesake[0]) == 'object' && (kupeNamesake[0].\"resources\".\"{kind}\".\"cpu\" == `null`) }}}}"
+        for kind in ("requests", "limits")], "each check is compared with the old object on its own"
 
 
 def test_effective_value_prefers_the_container_then_the_pod() -> None:
@@ -135,11 +148,11 @@ def test_container_scoped_widening_stays_in_the_rule() -> None:
                    f"(!{selected} && length({add}[?contains(`[\"NET_BIND_SERVICE\"]`, @)]) != length({add})))) }}}}")
     adapter = KyvernoAdapter(KyvernoBackend().compile(program(capabilities, widening)))
     net_admin = {"securityContext": {"capabilities": {"add": ["NET_ADMIN"]}}}
-    assert adapter.evaluate(pod_of(net_admin, namespace="cilium")) == {}
-    assert adapter.evaluate(pod_of(net_admin, namespace="apps")) == {"caps": "deny"}
+    assert adapter.evaluate(Request.create(pod_of(net_admin, namespace="cilium"))) == {}
+    assert adapter.evaluate(Request.create(pod_of(net_admin, namespace="apps"))) == {"caps": "deny"}
     sidecar = pod_of(net_admin, namespace="cilium")
     sidecar["spec"]["containers"][0]["name"] = "sidecar"
-    assert adapter.evaluate(sidecar) == {"caps": "deny"}
+    assert adapter.evaluate(Request.create(sidecar)) == {"caps": "deny"}
 
 
 def test_staged_rule_enforces_in_its_namespaces_and_warn_emits_warnings() -> None:
@@ -156,9 +169,9 @@ def test_staged_rule_enforces_in_its_namespaces_and_warn_emits_warnings() -> Non
         {"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["apps"]}]}}]
     adapter = KyvernoAdapter(KyvernoBackend().compile(prog))
     host_pid = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"hostPID": True, "containers": []}}
-    assert adapter.evaluate(host_pid) == {"no-host-pid": "audit"}, "a manifest without a namespace is in default"
+    assert adapter.evaluate(Request.create(host_pid)) == {"no-host-pid": "audit"}, "a manifest without a namespace is in default"
     host_pid["metadata"]["namespace"] = "apps"
-    assert adapter.evaluate(host_pid) == {"no-host-pid": "deny"}
+    assert adapter.evaluate(Request.create(host_pid)) == {"no-host-pid": "deny"}
 
 
 def test_kinds_subset_sets_the_autogen_annotation() -> None:
@@ -182,16 +195,16 @@ def test_verdicts_for_set_unset_null_and_wrong_type(value: object, denied: bool,
     context = {} if value == "unset" else {"privileged": value}
     obj = pod_of({"securityContext": context})
     obj = obj if kind == "Pod" else wrap(obj, kind)
-    assert adapter.evaluate(obj) == ({"no-privileged": "deny"} if denied else {})
-    assert adapter.evaluate({**obj, "apiVersion": "example.com/v1"}) == {}, "another API group is not a workload"
+    assert adapter.evaluate(Request.create(obj)) == ({"no-privileged": "deny"} if denied else {})
+    assert adapter.evaluate(Request.create({**obj, "apiVersion": "example.com/v1"})) == {}, "another API group is not a workload"
 
 
 def test_null_and_missing_container_lists_have_no_containers() -> None:
     adapter = KyvernoAdapter(KyvernoBackend().compile(program(resources)))
     for spec in ({"containers": None}, {"initContainers": None, "containers": []}, {}, {"containers": "x"}):
-        assert adapter.evaluate({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": spec}) == {}
-    assert adapter.evaluate(pod_of({"resources": {"requests": {"cpu": None}, "limits": {"cpu": "1"}}})) == {"resources": "audit"}
-    assert adapter.evaluate(pod_of({"resources": {"requests": {"cpu": ""}, "limits": {"cpu": 0}}})) == {}
+        assert adapter.evaluate(Request.create({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": spec})) == {}
+    assert adapter.evaluate(Request.create(pod_of({"resources": {"requests": {"cpu": None}, "limits": {"cpu": "1"}}}))) == {"resources": "audit"}
+    assert adapter.evaluate(Request.create(pod_of({"resources": {"requests": {"cpu": ""}, "limits": {"cpu": 0}}}))) == {}
 
 
 def test_rule_without_pod_is_refused() -> None:
@@ -232,11 +245,11 @@ def test_container_scoped_waiver_skips_only_its_containers() -> None:
                     expires="2027-01-01")
     prog = program(privileged, waiver)
     (entry,) = documents(prog)["kyverno/policies/no-privileged.yaml"]["spec"]["rules"][0]["validate"]["foreach"]
-    assert entry["preconditions"] == {"all": [{"key": (
+    assert entry["preconditions"]["all"][0] == {"key": (
         "{{ (contains(`[\"ops\"]`, request.namespace || 'default') && contains(`[\"debugger\"]`, element.name || '')) }}"),
-        "operator": "Equals", "value": False}]}
+        "operator": "Equals", "value": False}
     adapter = KyvernoAdapter(KyvernoBackend().compile(prog))
     obj = pod_of({"securityContext": {"privileged": True}}, namespace="ops")
-    assert adapter.evaluate(obj) == {"no-privileged": "deny"}
+    assert adapter.evaluate(Request.create(obj)) == {"no-privileged": "deny"}
     obj["spec"]["containers"][0]["name"] = "debugger"
-    assert adapter.evaluate(obj) == {}
+    assert adapter.evaluate(Request.create(obj)) == {}

@@ -42,8 +42,8 @@ def test_not_equals_lowers_to_unset_or_typed_difference() -> None:
     module = files["rego/no-privileged.rego"]
     assert "package kupe.rules.no_privileged" in module and "import rego.v1" in module
     assert "import data.lib.kupe" in module and "package lib.kupe" in files["rego/lib/kupe.rego"]
-    assert 'ok_0(x) if {\n\tnot kupe.has_value(x, ["securityContext", "privileged"])\n}' in module
-    assert 'ok_0(x) if {\n\tv := kupe.value(x, ["securityContext", "privileged"])\n\tis_boolean(v)\n\tv != true\n}' in module
+    assert 'ok_0(x, _, _) if {\n\tnot kupe.has_value(x, ["securityContext", "privileged"])\n}' in module
+    assert 'ok_0(x, _, _) if {\n\tv := kupe.value(x, ["securityContext", "privileged"])\n\tis_boolean(v)\n\tv != true\n}' in module
     assert "deny contains violation if {\n\tsome violation in data.kupe.rules.no_privileged.violation\n}" in files["rego/main.rego"]
 
 

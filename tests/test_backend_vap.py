@@ -16,6 +16,7 @@ from compiler.errors import ArtifactError
 from conformance.adapters import AdapterError
 from conformance.adapters.vap import VapAdapter
 from conformance.engines.vap import admit
+from conformance.adapters import Request
 
 AS_OF = dt.date(2026, 11, 1)
 
@@ -60,13 +61,17 @@ def test_a_required_rule_compiles_to_a_policy_and_a_deny_binding() -> None:
     spec = policy["spec"]
     assert spec["failurePolicy"] == "Fail"
     assert spec["matchConstraints"] == {"matchPolicy": "Exact", "resourceRules": [
-        {"apiGroups": [group], "apiVersions": ["*"], "operations": ["CREATE", "UPDATE"], "resources": [resource]}
-        for group, resource in [("", "pods"), ("apps", "deployments"), ("apps", "replicasets"), ("apps", "statefulsets"),
-                                ("apps", "daemonsets"), ("batch", "jobs"), ("batch", "cronjobs"), ("", "replicationcontrollers")]]}
-    assert [v["name"] for v in spec["variables"]] == ["podSpecValue", "podSpec", "containers", "failing_securityContext_privileged"]
+        {"apiGroups": [group], "apiVersions": ["*"], "operations": ["CREATE", "UPDATE"], "resources": resources}
+        for group, resources in [("", ["pods", "pods/ephemeralcontainers"]), ("apps", ["deployments"]), ("apps", ["replicasets"]),
+                                 ("apps", ["statefulsets"]), ("apps", ["daemonsets"]), ("batch", ["jobs"]), ("batch", ["cronjobs"]),
+                                 ("", ["replicationcontrollers"])]]}
+    assert [v["name"] for v in spec["variables"]] == [
+        "judged", "podSpecValue", "podSpec", "old_podSpecValue", "old_podSpec", "containers",
+        "failing_securityContext_privileged", "old_containers", "old_failing_securityContext_privileged"]
     assert spec["validations"] == [{
-        "expression": "size(variables.failing_securityContext_privileged) == 0",
-        "messageExpression": '"no-privileged: container " + variables.failing_securityContext_privileged.join(\', \')'
+        "expression": "variables.failing_securityContext_privileged.all(n, n in variables.old_failing_securityContext_privileged)",
+        "messageExpression": '"no-privileged: container " + variables.failing_securityContext_privileged.filter(n, '
+                             '!(n in variables.old_failing_securityContext_privileged)).join(\', \')'
                              ' + ": securityContext.privileged must not be true. Fix: Set \\"privileged\\": false"',
         "message": 'no-privileged: securityContext.privileged must not be true. Fix: Set "privileged": false',
         "reason": "Forbidden",
@@ -96,8 +101,8 @@ def test_recommended_rules_audit_and_warn() -> None:
     adapter = VapAdapter(files)
     offending = a_pod()
     offending["spec"]["hostPID"] = True
-    assert adapter.evaluate(offending) == {"no-host-pid": "audit"}
-    assert adapter.evaluate(a_pod()) == {}
+    assert adapter.evaluate(Request.create(offending)) == {"no-host-pid": "audit"}
+    assert adapter.evaluate(Request.create(a_pod())) == {}
 
 
 def test_exemptions_go_where_they_are_exact() -> None:
@@ -123,17 +128,17 @@ def test_exemptions_go_where_they_are_exact() -> None:
 
     adapter = VapAdapter(files)
     net_admin = {"securityContext": {"capabilities": {"add": ["NET_ADMIN"]}}}
-    assert adapter.evaluate(a_pod(**net_admin)) == {"caps": "deny"}
-    assert adapter.evaluate(a_pod(namespace="kube-system", **net_admin)) == {}
-    assert adapter.evaluate(a_pod(namespace="billing", name="invoicer", **net_admin)) == {}
-    assert adapter.evaluate(a_pod(namespace="billing", name="other", **net_admin)) == {"caps": "deny"}
-    assert adapter.evaluate(a_pod(namespace="net", **net_admin)) == {"caps": "deny"}, "the widening names container agent"
+    assert adapter.evaluate(Request.create(a_pod(**net_admin))) == {"caps": "deny"}
+    assert adapter.evaluate(Request.create(a_pod(namespace="kube-system", **net_admin))) == {}
+    assert adapter.evaluate(Request.create(a_pod(namespace="billing", name="invoicer", **net_admin))) == {}
+    assert adapter.evaluate(Request.create(a_pod(namespace="billing", name="other", **net_admin))) == {"caps": "deny"}
+    assert adapter.evaluate(Request.create(a_pod(namespace="net", **net_admin))) == {"caps": "deny"}, "the widening names container agent"
     agent = a_pod(namespace="net", **net_admin)
     agent["spec"]["containers"][0]["name"] = "agent"
-    assert adapter.evaluate(agent) == {}
+    assert adapter.evaluate(Request.create(agent)) == {}
     proxy = a_pod(labels={"mesh": "on"}, **net_admin)
     proxy["spec"]["containers"][0]["name"] = "proxy"
-    assert adapter.evaluate(proxy) == {}
+    assert adapter.evaluate(Request.create(proxy)) == {}
 
 
 def test_a_staged_rule_denies_in_its_stage_and_audits_elsewhere() -> None:
@@ -146,16 +151,17 @@ def test_a_staged_rule_denies_in_its_stage_and_audits_elsewhere() -> None:
     assert (audit["spec"]["validationActions"], deny["spec"]["validationActions"]) == (["Audit", "Warn"], ["Deny"])
     assert deny["spec"]["matchResources"]["namespaceSelector"]["matchExpressions"][0]["operator"] == "In"
     adapter = VapAdapter(files)
-    assert adapter.evaluate(a_pod(namespace="payments")) == {"read-only": "deny"}
-    assert adapter.evaluate(a_pod(namespace="apps")) == {"read-only": "audit"}
+    assert adapter.evaluate(Request.create(a_pod(namespace="payments"))) == {"read-only": "deny"}
+    assert adapter.evaluate(Request.create(a_pod(namespace="apps"))) == {"read-only": "audit"}
 
 
 def test_an_evaluation_error_is_an_adapter_error_never_a_pass() -> None:
     files = VapBackend().compile(program(privileged))
-    broken = files["vap/no-privileged.yaml"].replace("size(variables.failing_securityContext_privileged) == 0",
-                                                     "object.spec.missing == 0")
+    broken = files["vap/no-privileged.yaml"].replace(
+        "variables.failing_securityContext_privileged.all(n, n in variables.old_failing_securityContext_privileged)",
+        "object.spec.missing == 0")
     with pytest.raises(AdapterError, match="fails to evaluate"):
-        VapAdapter({**files, "vap/no-privileged.yaml": broken}).evaluate(a_pod())
+        VapAdapter({**files, "vap/no-privileged.yaml": broken}).evaluate(Request.create(a_pod()))
 
 
 def test_parse_back_rejects_unknown_fields_in_strict_mode_naming_the_file() -> None:
@@ -168,11 +174,11 @@ def test_parse_back_rejects_unknown_fields_in_strict_mode_naming_the_file() -> N
 
 def test_parse_back_rejects_cel_that_does_not_compile() -> None:
     files = VapBackend().compile(program(privileged))
-    broken = files["vap/no-privileged.yaml"].replace("size(variables.failing_securityContext_privileged) == 0", "size(")
+    broken = files["vap/no-privileged.yaml"].replace("variables.failing_securityContext_privileged.all(n, n in variables.old_failing_securityContext_privileged)", "size(")
     with pytest.raises(ArtifactError, match="vap/no-privileged.yaml: validation 0: CEL does not compile"):
         parse_back({**files, "vap/no-privileged.yaml": broken})
-    params = files["vap/no-privileged.yaml"].replace("size(variables.failing_securityContext_privileged) == 0",
-                                                     "params.x == 0")
+    params = files["vap/no-privileged.yaml"].replace(
+        "variables.failing_securityContext_privileged.all(n, n in variables.old_failing_securityContext_privileged)", "params.x == 0")
     with pytest.raises(ArtifactError, match="CEL does not compile"):
         parse_back({**files, "vap/no-privileged.yaml": params})
 
@@ -194,4 +200,4 @@ def test_hostile_text_stays_inside_its_string() -> None:
     assert len(policy["spec"]["validations"]) == 1
     bad = a_pod()
     bad["spec"]["hostIPC"] = True
-    assert VapAdapter(files).evaluate(a_pod()) == {} and VapAdapter(files).evaluate(bad) == {"hostile": "deny"}
+    assert VapAdapter(files).evaluate(Request.create(a_pod())) == {} and VapAdapter(files).evaluate(Request.create(bad)) == {"hostile": "deny"}

@@ -14,8 +14,8 @@ import pytest
 
 from compiler.pipeline import build_program
 from conformance import runner
-from conformance.adapters import all_adapters
-from conformance.suite import load_cases, wrap
+from conformance.adapters import admitted, all_adapters
+from conformance.suite import CONTROLLERS, load_cases, wrap
 
 REPO = Path(__file__).resolve().parent.parent
 POLICIES = REPO / "policies"
@@ -50,6 +50,21 @@ def test_suite_covers_every_rule_kind_and_edge(cases: list) -> None:
             assert "deny" in dated, f"scheduled rule {rule.id} needs a case after its enforce_from date"
 
 
+def test_the_decoder_refuses_what_the_cases_say_and_nothing_else(cases: list) -> None:
+    assert not runner.decoding_failures(cases)
+
+
+def test_requests_cover_every_rule_and_operation(cases: list) -> None:
+    program, _ = build_program(POLICIES, runner.SUITE_AS_OF)
+    updates = [c for c in cases if c.request.operation == "UPDATE" and not c.request.subresource]
+    assert {rule for c in updates for rule, verdict in c.expect.items() if verdict != "pass"} == {r.id for r in program.rules}
+    assert {rule for c in cases if c.name.startswith("requests/") for rule in program.rules
+            if f"requests/{rule.id}/" in c.name} == set(program.rules), "every rule has its request cases"
+    assert {(c.request.operation, c.request.subresource) for c in cases} >= {
+        ("CREATE", ""), ("UPDATE", ""), ("DELETE", ""), ("UPDATE", "status"), ("UPDATE", "ephemeralcontainers")}
+    assert {c.kind for c in updates} >= {"Pod", *CONTROLLERS}
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_backend_gives_every_expected_verdict(backend: str, results: dict[str, list[runner.Record]]) -> None:
     records = results[backend]
@@ -77,3 +92,17 @@ def test_controller_wrapping_keeps_the_pod_spec_and_labels() -> None:
     template = cronjob["spec"]["jobTemplate"]["spec"]["template"]
     assert template["spec"]["containers"] == pod["spec"]["containers"] and template["metadata"]["labels"] == {"a": "b"}
     assert wrap(pod, "Deployment")["spec"]["template"]["spec"] == pod["spec"]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_committed_artifacts_judge_kubectl_debug_and_let_a_violating_pod_go(backend: str, cases: list) -> None:
+    """On out/ as committed: a privileged container added by `kubectl debug` is denied; removing the
+    finalizer of an existing violating Pod (its deletion) and deleting it are admitted."""
+    committed = {p.relative_to(REPO / "out").as_posix(): p.read_text(encoding="utf-8")
+                 for p in (REPO / "out").rglob("*") if p.is_file()}
+    adapter = all_adapters()[backend](committed)
+    by_name = {(c.name, c.kind): c for c in cases}
+    debug = by_name[("requests/ephemeral-adds-privileged-container", "Pod")]
+    assert adapter.evaluate(admitted(debug.request)[0])["disallow-privileged"] == "deny"
+    for name in ("requests/disallow-privileged/remove-finalizer-of-violating", "requests/disallow-privileged/delete-violating"):
+        assert adapter.evaluate(admitted(by_name[(name, "Pod")].request)[0]) == {}, name

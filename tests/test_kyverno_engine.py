@@ -246,11 +246,34 @@ def test_failure_action_precedence_and_overrides() -> None:
     assert action(staged, pod(namespace="dev"), namespace_labels={"stage": "enforce"}) == "Enforce"
 
 
-def test_update_with_unchanged_violation_is_skipped() -> None:
-    pol = policy(rule({"pattern": {"spec": {"=(hostPID)": "false"}}}))
+def test_existing_violations_of_enforce_rules_are_allowed_per_rule_on_update() -> None:
+    """Kyverno 1.13+ (pkg/engine/handlers/validation/validate_resource.go): on an UPDATE a failing
+    Enforce rule is judged on the old object as its creation; a failure there skips the rule."""
+    enforce = {"failureAction": "Enforce", "pattern": {"spec": {"=(hostPID)": "false"}}}
     old = pod(hostPID=True)
-    assert verdicts(pol, pod(hostPID=True), operation="UPDATE", old_resource=old) == {"r": "skip"}
-    assert verdicts(pol, pod(hostPID=True), operation="UPDATE", old_resource=pod()) == {"r": "fail"}
+    assert verdicts(policy(rule(enforce)), pod(hostPID=True), operation="UPDATE", old_resource=old) == {"r": "skip"}
+    assert verdicts(policy(rule(enforce)), pod(hostPID=True), operation="UPDATE", old_resource=pod()) == {"r": "fail"}
+    audit = {**enforce, "failureAction": "Audit"}
+    assert verdicts(policy(rule(audit)), pod(hostPID=True), operation="UPDATE", old_resource=old) == {"r": "fail"}
+    off = {**enforce, "allowExistingViolations": False}
+    assert verdicts(policy(rule(off)), pod(hostPID=True), operation="UPDATE", old_resource=old) == {"r": "fail"}
+    each = {"failureAction": "Enforce", "foreach": [{"list": "request.object.spec.containers", "deny": {"conditions": {
+        "any": [{"key": "{{ element.securityContext.privileged || `false` }}", "operator": "Equals", "value": True}]}}}]}
+    privileged = {"name": "a", "image": "i", "securityContext": {"privileged": True}}
+    two = pod(containers=[privileged, {**privileged, "name": "b"}])
+    assert verdicts(policy(rule(each)), two, operation="UPDATE", old_resource=pod(containers=[privileged])) == {"r": "skip"}, \
+        "the comparison is per rule: the old container's failure excuses the new container"
+
+
+def test_a_pod_rule_sees_ephemeral_container_updates_and_no_other_subresource() -> None:
+    pol = policy(rule({"failureAction": "Enforce", "pattern": {"spec": {"=(hostPID)": "false"}}}))
+    violating = pod(hostPID=True)
+    assert verdicts(pol, violating, operation="UPDATE", old_resource=violating, subresource="ephemeralcontainers") == {"r": "skip"}
+    assert verdicts(pol, violating, operation="UPDATE", old_resource=pod(), subresource="ephemeralcontainers") == {"r": "fail"}
+    assert verdicts(pol, violating, operation="UPDATE", subresource="status") == {}
+    status = policy(rule({"pattern": {"spec": {"=(hostPID)": "false"}}}, kinds=("Pod/status",)))
+    assert verdicts(status, violating, operation="UPDATE", subresource="status") == {"r": "fail"}
+    assert verdicts(status, violating) == {}
 
 
 def test_unsupported_rule_types_report_error() -> None:

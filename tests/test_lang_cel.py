@@ -38,33 +38,45 @@ def test_equals_on_a_container_field_is_typed_and_null_safe() -> None:
         " && (type(x.?securityContext.orValue(null)) == map ? x.?securityContext.?allowPrivilegeEscalation.orValue(null) : null) == false\n"
         ")).map(x, x.?name.orValue(''))"
     )
+    assert variables(lowered)["old_failing_securityContext_allowPrivilegeEscalation"].startswith("variables.old_containers.filter(")
     (validation,) = lowered.validations
-    assert validation.expression == "size(variables.failing_securityContext_allowPrivilegeEscalation) == 0"
+    assert validation.expression == ("variables.failing_securityContext_allowPrivilegeEscalation.all(n, n in "
+                                     "variables.old_failing_securityContext_allowPrivilegeEscalation)")
     assert validation.message_expression == (
-        '"demo-rule: container " + variables.failing_securityContext_allowPrivilegeEscalation.join(\', \')'
+        '"demo-rule: container " + variables.failing_securityContext_allowPrivilegeEscalation.filter(n, '
+        '!(n in variables.old_failing_securityContext_allowPrivilegeEscalation)).join(\', \')'
         ' + ": securityContext.allowPrivilegeEscalation must be false. Fix: f"'
     )
 
 
 def test_pod_spec_is_found_per_kind_and_api_group() -> None:
     lowered = CelLowering(resolve(pod().field("hostPID").not_equals(True)), "vap").lower()
-    assert variables(lowered) == {
-        "podSpecValue": (
-            'object.kind == "Pod" && !object.apiVersion.contains(\'/\')\n'
-            "  ? object.?spec.orValue(null)\n"
-            '  : object.kind == "CronJob" && object.apiVersion.startsWith("batch/")\n'
-            "  ? object.?spec.?jobTemplate.?spec.?template.?spec.orValue(null)\n"
-            "  : null"
-        ),
-        "podSpec": "type(variables.podSpecValue) == map ? variables.podSpecValue : null",
-    }
-    (validation,) = lowered.validations
-    assert validation.expression == (
-        "variables.podSpec == null\n"
-        "|| variables.podSpec.?hostPID.orValue(null) == null"
-        " || type(variables.podSpec.?hostPID.orValue(null)) == bool && variables.podSpec.?hostPID.orValue(null) != true"
+    found = variables(lowered)
+    assert found["podSpecValue"] == (
+        'object.kind == "Pod" && !object.apiVersion.contains(\'/\')\n'
+        "  ? object.?spec.orValue(null)\n"
+        '  : object.kind == "CronJob" && object.apiVersion.startsWith("batch/")\n'
+        "  ? object.?spec.?jobTemplate.?spec.?template.?spec.orValue(null)\n"
+        "  : null"
     )
+    assert found["podSpec"] == "variables.judged && type(variables.podSpecValue) == map ? variables.podSpecValue : null"
+    assert found["old_podSpecValue"].startswith("type(oldObject) != map ? null\n  : oldObject.kind == \"Pod\"")
+    assert found["old_podSpec"] == "type(variables.old_podSpecValue) == map ? variables.old_podSpecValue : null"
+    assert found["failing_hostPID"] == (
+        "variables.podSpec != null && !(\n"
+        "  variables.podSpec.?hostPID.orValue(null) == null"
+        " || type(variables.podSpec.?hostPID.orValue(null)) == bool && variables.podSpec.?hostPID.orValue(null) != true\n"
+        ") ? [''] : []"
+    )
+    (validation,) = lowered.validations
+    assert validation.expression == "variables.failing_hostPID.all(n, n in variables.old_failing_hostPID)"
     assert validation.message_expression is None
+
+
+def test_judged_requests_are_creations_and_updates_of_the_object_or_its_ephemeral_containers() -> None:
+    lowered = CelLowering(resolve(pod().field("hostPID").not_equals(True)), "vap").lower()
+    assert variables(lowered)["judged"] == ("request.?operation.orValue('') != 'DELETE' &&\n"
+                                           "request.?subResource.orValue('') in [\"\", \"ephemeralcontainers\"]")
 
 
 @pytest.mark.parametrize(
@@ -122,12 +134,16 @@ def test_widenings_and_container_waivers_are_inline_constants() -> None:
 # --- what the CEL decides ----------------------------------------------------------------
 
 
-def decide(rule: ir.ResolvedRule, obj: dict[str, Any], namespace: str = "default") -> list[Any]:
-    """The failing names (or False for a failed pod check) of each validation, as the API server would compute them."""
-    evaluator = CelEvaluator(("object", "request", "variables"))
+def decide(rule: ir.ResolvedRule, obj: dict[str, Any], namespace: str = "default", *,
+           old: dict[str, Any] | None = None, subresource: str = "") -> list[Any]:
+    """The messages of the validations that fail, as the API server would compute them."""
+    evaluator = CelEvaluator(("object", "oldObject", "request", "variables"))
     lowered = CelLowering(rule, "vap", inline_waivers=rule.waivers).lower()
     values: dict[str, Any] = {}
-    base = {"object": to_cel(obj), "request": {"namespace": namespace}}
+    request = {"namespace": namespace, "operation": "UPDATE" if old else "CREATE"}
+    if subresource:
+        request["subResource"] = subresource
+    base = {"object": to_cel(obj), "oldObject": None if old is None else to_cel(old), "request": request}
 
     def run(expression: str) -> Any:  # variables keep their nulls, as in the API server
         return evaluator.evaluate(expression, evaluator.bind({**base, "variables": values}, normalise=False))
@@ -191,6 +207,18 @@ def test_widening_applies_to_the_selected_container_only() -> None:
     assert decide(rule, obj, "net") == [
         "demo-rule: container sidecar: securityContext.capabilities.add may only hold the values of parameter caps. Fix: f"]
     assert len(decide(rule, obj, "apps")) == 1 and "agent, sidecar" in decide(rule, obj, "apps")[0]
+
+
+def test_an_update_is_judged_on_the_violations_the_old_object_did_not_have() -> None:
+    rule = resolve(containers().field("securityContext.privileged").not_equals(True))
+    privileged = {"name": "a", "securityContext": {"privileged": True}}
+    old = a_pod(privileged)
+    message = "demo-rule: container {}: securityContext.privileged must not be true. Fix: f"
+    assert decide(rule, a_pod(privileged), old=old) == []
+    assert decide(rule, a_pod(privileged, {**privileged, "name": "b"}), old=old) == [message.format("b")]
+    assert decide(rule, a_pod({**privileged, "name": "renamed"}), old=old) == [message.format("renamed")]
+    assert decide(rule, a_pod(privileged), old=a_pod({"name": "a"})) == [message.format("a")]
+    assert decide(rule, a_pod(privileged), old=old, subresource="status") == []
 
 
 # --- refusal -----------------------------------------------------------------------------------

@@ -17,10 +17,10 @@ from compiler.dsl import PolicySet, Required, containers
 from compiler.errors import UnsupportedError
 
 EXPECTED = {
-    "rego": ('ok_0(x) if {\n\tnot kupe.has_value(x, ["securityContext", "privileged"])\n}',
-             'ok_0(x) if {\n\tv := kupe.value(x, ["securityContext", "privileged"])\n\tis_boolean(v)\n\tv != true\n}'),
-    "gatekeeper": ('ok_0(x) if {\n      \tnot kupe.has_value(x, ["securityContext", "privileged"])\n      }',
-                   'ok_0(x) if {\n      \tv := kupe.value(x, ["securityContext", "privileged"])\n      \tis_boolean(v)\n      \tv != true\n      }'),
+    "rego": ('ok_0(x, _, _) if {\n\tnot kupe.has_value(x, ["securityContext", "privileged"])\n}',
+             'ok_0(x, _, _) if {\n\tv := kupe.value(x, ["securityContext", "privileged"])\n\tis_boolean(v)\n\tv != true\n}'),
+    "gatekeeper": ('ok_0(x, _, _) if {\n      \tnot kupe.has_value(x, ["securityContext", "privileged"])\n      }',
+                   'ok_0(x, _, _) if {\n      \tv := kupe.value(x, ["securityContext", "privileged"])\n      \tis_boolean(v)\n      \tv != true\n      }'),
     "kyverno": ('{{ element.\\"securityContext\\".\\"privileged\\" != `null` && (type(element.\\"securityContext\\".\\"privileged\\") '
                 '!= \'boolean\' || element.\\"securityContext\\".\\"privileged\\" == `true`) }}',),
     "vap": ("(type(x.?securityContext.orValue(null)) == map ? x.?securityContext.?privileged.orValue(null) : null) == null || type((type(x.?securityContext.orValue(null)) == map ? x.?securityContext.?privileged.orValue(null) : null)) == bool && (type(x.?securityContext.orValue(null)) == map ? x.?securityContext.?privileged.orValue(null) : null) != true",),

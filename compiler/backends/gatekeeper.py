@@ -32,6 +32,11 @@ rule's one template gets two Constraints, `<rule>-enforced` (deny, `match.namesp
 `<rule>` (the audit action, those namespaces excluded). The split relies on the request's
 namespace, which every admission request for a workload carries.
 
+Requests (docs/semantics.md): the Rego and the CEL judge `input.review` / `request` as a
+request: DELETE and subresources other than `pods/ephemeralcontainers` are never judged, and an
+UPDATE only on the violations `oldObject` did not have, whatever operations and subresources
+the webhook is configured to send.
+
 Layout under out/gatekeeper/: `templates/` and `constraints/` are separate kustomizations because
 a Constraint's CRD exists only once Gatekeeper has processed its template (see kustomization.yaml).
 """
@@ -52,7 +57,7 @@ import yaml
 from .. import ir
 from ..errors import ArtifactError, UnsupportedError
 from ..lang.cel import CelLowering, CelSources, Lowered, Variable, compile_error, literal
-from ..lang.rego import LIBRARY_PATH, RegoLowering, compile_check, exemption_data, library, pod_spec_paths
+from ..lang.rego import LIBRARY_PATH, RegoLowering, compile_check, exemption_data, judged_subresources, library, pod_spec_paths
 from ..render import Safe, parse_yaml, render
 from . import Backend
 
@@ -258,6 +263,7 @@ class GatekeeperBackend(Backend):
             fix=rule.rule.fix,
             param_names=[name for name, _ in rule.rule.params],
             pod_spec_paths=pod_spec_paths(rule),
+            judged_subresources=judged_subresources(rule),
             checks=Safe(RegoLowering(rule, self.name).lower(_payload)),
         )
 

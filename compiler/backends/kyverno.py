@@ -6,7 +6,7 @@ artifact is validated against the 1.13 CRD models of `cloudcoil-models-kyverno`,
 
 How rules are lowered, and why (see docs/semantics.md for what must hold):
 
-* Every check is a `foreach` over its subjects. The list expressions keep only arrays of
+* Every check is a `foreach` over its subjects (one entry per check). The list expressions keep only arrays of
   objects, so a null, missing or mistyped container list or spec means "no subjects", as
   the semantics say; a top-level `pattern` would fail on `initContainers: null`, which is
   unset. Kyverno skips null elements, as the semantics do.
@@ -27,6 +27,11 @@ How rules are lowered, and why (see docs/semantics.md for what must hold):
 * Waivers that select whole objects become PolicyExceptions naming the rule and its autogen
   rules. Container-scoped waivers and widenings cannot be expressed by an exception (it
   skips the whole rule), so they are foreach preconditions and conditions of the rule.
+* Requests (docs/semantics.md): a rule precondition skips DELETE; Kyverno matches
+  `pods/ephemeralcontainers` updates to `Pod` by itself. Each foreach entry binds the element's
+  namesake in `request.oldObject` (by name, through `object_from_lists` and `lookup`) and skips
+  the element when the namesake failed the same check, so only new violations count; Kyverno's
+  own `allowExistingViolations` (per rule, Enforce only) is turned off.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ import itertools
 import json
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from typing import Any
 
@@ -99,18 +104,28 @@ def controllers_of(rule: ir.ResolvedRule) -> tuple[str, ...]:
     return tuple(t.kind for t in rule.targets if t.kind != "Pod")
 
 
-# Where the pod spec is in a Pod; autogen rewrites `request.object.spec` for the controllers.
+# Where the pod spec is in a Pod; autogen rewrites `request.object.spec` (and `request.oldObject.spec`)
+# for the controllers.
 POD_SPEC = "request.object.spec"
+OLD_POD_SPEC = "request.oldObject.spec"
 OWN_METADATA = 'request.object."metadata"'
 # The object's API group as our semantics read it: the part before `/` of a two-part apiVersion.
 API_GROUP = "to_string(request.object.apiVersion) | split(@, '/') | (length(@) == `2` && [0]) || ''"
+NAMESAKE = "kupeNamesake"  # foreach context: [the element's namesake in the old object], on an UPDATE
 
 
 @dataclass(frozen=True)
 class KyvernoLowering:
-    """One method per IR node; a node without one is refused with `UnsupportedError`."""
+    """One method per IR node; a node without one is refused with `UnsupportedError`.
+
+    Requests (docs/semantics.md): each foreach entry judges only elements whose namesake in the
+    object an UPDATE replaces did not fail the same check (a precondition; `old=True` lowers
+    the check on that namesake), so `validate.allowExistingViolations` is off: Kyverno's own
+    comparison is per rule, not per container.
+    """
 
     rule: ir.ResolvedRule
+    old: bool = False
 
     def unsupported(self, node: object, loc: ir.Loc, why: str) -> UnsupportedError:
         return UnsupportedError(rule=self.rule.id, construct=type(node).__name__, backend=BACKEND, loc=loc, why=why)
@@ -122,23 +137,25 @@ class KyvernoLowering:
         return method(node, check, *args)
 
     def foreach(self) -> list[dict[str, Any]]:
-        """One foreach entry per check; consecutive pattern entries over the same subjects are merged."""
+        """One foreach entry per check (each compares its own check with the old object's)."""
         entries: list[dict[str, Any]] = []
+        old = replace(self, old=True)
         for check in self.rule.rule.checks:
             entry: dict[str, Any] = {"list": self._dispatch(check.subject, check)}
-            waived = self._container_waivers(check)
-            if waived:
-                entry["preconditions"] = {"all": [{"key": variable(waived), "operator": "Equals", "value": False}]}
-            entry.update(self._dispatch(check.predicate, check))
-            if entries and "pattern" in entry and "pattern" in entries[-1]:
-                merged = _merge_entries(entries[-1], entry)
-                if merged is not None:
-                    entries[-1] = merged
-                    continue
+            # The element's namesake in the old object (a one-item list: a context variable may not be null).
+            entry["context"] = [{"name": NAMESAKE, "variable": {"jmesPath": f"[{self._namesake(check)}]"}}]
+            guards = [self._container_waivers(check), f"type({old._element()}) == 'object' && ({old.violates(check)})"]
+            entry["preconditions"] = {"all": [{"key": variable(g), "operator": "Equals", "value": False} for g in guards if g]}
+            keys = self._pattern_path(check.predicate.ref, check) if isinstance(check.predicate, ir.Present) else None
+            entry.update({"pattern": _nested(keys, "*")} if keys else self._deny(self.violates(check)))
             entries.append(entry)
         return entries
 
-    # --- subjects: the foreach list, keeping only JSON objects ---------------------------
+    def violates(self, check: ir.Check) -> str:
+        """JMESPath: this side's subject of `check` violates it (exemptions in `_by_selection`)."""
+        return self._dispatch(check.predicate, check)
+
+    # --- subjects: the foreach list of the object, keeping only JSON objects; the namesake in the old object
 
     def lower_EachContainer(self, node: ir.EachContainer, check: ir.Check) -> str:
         lists = ", ".join(_no_braces(json.dumps(name)) for name in node.lists)
@@ -152,77 +169,90 @@ class KyvernoLowering:
         # comply with every predicate that accepts an unset value (others are refused).
         return f"{POD_SPEC}.volumes[*]"
 
+    def _element(self) -> str:
+        """This side's subject: `element`, or its namesake in the old object."""
+        return f"{NAMESAKE}[0]" if self.old else "element"
+
+    def _namesake(self, check: ir.Check) -> str:
+        """JMESPath: the old object's subject by the element's name (its pod spec for the pod spec); null if none."""
+        if isinstance(check.subject, ir.PodSpec):
+            return OLD_POD_SPEC
+        items = self._dispatch(check.subject, check).replace(POD_SPEC, OLD_POD_SPEC, 1)
+        if isinstance(check.subject, ir.EachVolume):
+            items += " | [?type(@) == 'object']"
+        items = f"({items}) || `[]`"
+        return f"lookup(object_from_lists(map(&to_string(name || ''), {items}), {items}), to_string(element.name || ''))"
+
     # --- references: a JMESPath value, null when unset ---------------------------------
 
     def _value(self, ref: ir.Ref, check: ir.Check) -> str:
         return self._dispatch(ref, check)
 
     def lower_FieldRef(self, node: ir.FieldRef, check: ir.Check) -> str:
-        return path("element", node.path)
+        return path(self._element(), node.path)
 
     def lower_EffectiveRef(self, node: ir.EffectiveRef, check: ir.Check) -> str:
         if not isinstance(check.subject, ir.EachContainer):
             raise self.unsupported(node, check.loc, "an effective value needs a container subject")
-        container = path("element", node.container_path)
-        pod = path(POD_SPEC, node.pod_path)
+        container = path(self._element(), node.container_path)
+        pod = path(OLD_POD_SPEC if self.old else POD_SPEC, node.pod_path)
         return f"([{container}, {pod}][?@ != `null`] | [0])"
 
-    # --- predicates: a per-element pattern, or deny conditions on the violation -----------
+    # --- predicates: when the subject violates (JMESPath); a per-element pattern where exact -------
 
     def _deny(self, violation: str) -> dict[str, Any]:
         return {"deny": {"conditions": {"any": [{"key": variable(violation), "operator": "Equals", "value": True}]}}}
 
     def _pattern_path(self, ref: ir.Ref, check: ir.Check) -> tuple[str, ...] | None:
-        """The pattern keys of a plain field of a container, or None when a pattern would not be exact."""
+        """The pattern keys of a plain field of a container, or None when a pattern would not be exact.
+
+        `Present` of such a field is a pattern: `"*"` fails exactly on a null or missing key, and
+        a mapping pattern fails on a parent that is not a mapping.
+        """
         if isinstance(ref, ir.FieldRef) and isinstance(check.subject, ir.EachContainer) and all(map(_plain_key, ref.path)):
             return ref.path
         return None
 
-    def lower_Equals(self, node: ir.Equals, check: ir.Check) -> dict[str, Any]:
+    def lower_Equals(self, node: ir.Equals, check: ir.Check) -> str:
         self._refuse_null_volumes(node, check)
-        return self._deny(f"{self._value(node.ref, check)} != {literal(node.value)}")
+        return f"{self._value(node.ref, check)} != {literal(node.value)}"
 
-    def lower_NotEquals(self, node: ir.NotEquals, check: ir.Check) -> dict[str, Any]:
+    def lower_NotEquals(self, node: ir.NotEquals, check: ir.Check) -> str:
         v = self._value(node.ref, check)
-        return self._deny(f"{v} != `null` && ({_type_is_not(v, _JSON_TYPE[type(node.value)])} || {v} == {literal(node.value)})")
+        return f"{v} != `null` && ({_type_is_not(v, _JSON_TYPE[type(node.value)])} || {v} == {literal(node.value)})"
 
-    def lower_OneOf(self, node: ir.OneOf, check: ir.Check) -> dict[str, Any]:
+    def lower_OneOf(self, node: ir.OneOf, check: ir.Check) -> str:
         self._refuse_null_volumes(node, check)
         v = self._value(node.ref, check)
-        return self._deny(f"{_type_is_not(v, 'string')} || {self._by_selection(node.values, check, lambda vals: f'!contains({vals}, {v})')}")
+        return f"{_type_is_not(v, 'string')} || {self._by_selection(node.values, check, lambda vals: f'!contains({vals}, {v})')}"
 
-    def lower_NoneOf(self, node: ir.NoneOf, check: ir.Check) -> dict[str, Any]:
+    def lower_NoneOf(self, node: ir.NoneOf, check: ir.Check) -> str:
         v = self._value(node.ref, check)
         member = self._by_selection(node.values, check, lambda vals: f"contains({vals}, {v})")
-        return self._deny(f"{v} != `null` && ({_type_is_not(v, 'string')} || {member})")
+        return f"{v} != `null` && ({_type_is_not(v, 'string')} || {member})"
 
-    def lower_ListContains(self, node: ir.ListContains, check: ir.Check) -> dict[str, Any]:
+    def lower_ListContains(self, node: ir.ListContains, check: ir.Check) -> str:
         self._refuse_null_volumes(node, check)
         v = self._value(node.ref, check)
-        return self._deny(f"{_type_is_not(v, 'array')} || !contains({v}, {literal(node.value)})")
+        return f"{_type_is_not(v, 'array')} || !contains({v}, {literal(node.value)})"
 
-    def lower_ListSubsetOf(self, node: ir.ListSubsetOf, check: ir.Check) -> dict[str, Any]:
+    def lower_ListSubsetOf(self, node: ir.ListSubsetOf, check: ir.Check) -> str:
         v = self._value(node.ref, check)
         # A projection drops null items, so count the allowed items rather than the others.
         outside = self._by_selection(node.allowed, check, lambda vals: f"length({v}[?contains({vals}, @)]) != length({v})")
-        return self._deny(f"{v} != `null` && ({_type_is_not(v, 'array')} || {outside})")
+        return f"{v} != `null` && ({_type_is_not(v, 'array')} || {outside})"
 
-    def lower_Present(self, node: ir.Present, check: ir.Check) -> dict[str, Any]:
-        keys = self._pattern_path(node.ref, check)
-        if keys is not None:
-            pattern: Any = "*"  # a null or missing key fails; a mapping pattern fails on a non-mapping parent
-            for key in reversed(keys):
-                pattern = {key: pattern}
-            return {"pattern": pattern}
-        self._refuse_null_volumes(node, check)
-        return self._deny(f"{self._value(node.ref, check)} == `null`")
+    def lower_Present(self, node: ir.Present, check: ir.Check) -> str:
+        if self._pattern_path(node.ref, check) is None:
+            self._refuse_null_volumes(node, check)
+        return f"{self._value(node.ref, check)} == `null`"
 
     def _refuse_null_volumes(self, node: object, check: ir.Check) -> None:
         """Kyverno's foreach skips a null volume entry, which violates a predicate that needs a set value."""
         if isinstance(check.subject, ir.EachVolume):
             raise self.unsupported(node, check.loc, "Kyverno's foreach skips null volume entries, which this predicate would reject")
 
-    # --- exemptions encoded in the rule --------------------------------------------------
+    # --- exemptions encoded in the rule: selected by the object, for both sides ------------
 
     def _selects(self, exemption: ir.Exemption, check: ir.Check) -> str:
         """JMESPath: this exemption selects the object (and, for container rules, the container)."""
@@ -269,6 +299,12 @@ class KyvernoLowering:
         return "(" + " || ".join(alternatives) + ")"
 
 
+def _nested(keys: tuple[str, ...], leaf: Any) -> Any:
+    for key in reversed(keys):
+        leaf = {key: leaf}
+    return leaf
+
+
 def _type_is_not(value: str, json_type: str) -> str:
     return f"type({value}) != '{json_type}'"
 
@@ -276,29 +312,6 @@ def _type_is_not(value: str, json_type: str) -> str:
 def _plain_key(key: str) -> bool:
     """A pattern key Kyverno reads literally: no anchor syntax, no wildcard, no variable."""
     return not re.match(r"^[+<=X^]?\(.*\)$", key) and not _WILDCARDS.search(key) and "{{" not in key
-
-
-def _merge_patterns(a: Any, b: Any) -> Any | None:
-    """The conjunction of two patterns as one, or None when a leaf is set twice."""
-    if isinstance(a, dict) and isinstance(b, dict):
-        merged = dict(a)
-        for key, value in b.items():
-            if key in merged:
-                sub = _merge_patterns(merged[key], value)
-                if sub is None:
-                    return None
-                merged[key] = sub
-            else:
-                merged[key] = value
-        return merged
-    return None
-
-
-def _merge_entries(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any] | None:
-    if {k: v for k, v in a.items() if k != "pattern"} != {k: v for k, v in b.items() if k != "pattern"}:
-        return None
-    pattern = _merge_patterns(a["pattern"], b["pattern"])
-    return None if pattern is None else {**a, "pattern": pattern}
 
 
 # --- YAML text ---------------------------------------------------------------------------
@@ -344,13 +357,17 @@ def _message(rule: ir.ResolvedRule) -> str:
 
 
 def _preconditions(rule: ir.ResolvedRule) -> dict[str, Any]:
-    """Only the kinds of the right API group: autogen matches controllers by kind alone.
+    """Never a DELETE (docs/semantics.md, Requests; Kyverno's webhook receives them), and only the
+    kinds of the right API group: autogen matches controllers by kind alone.
 
     `contains` compares exactly; `AnyIn` would read a `*` in the object's apiVersion as a wildcard.
+    A Pod rule also sees `pods/ephemeralcontainers` updates (Kyverno matches them to `Pod`) and
+    never another subresource, as the semantics want.
     """
     workloads = literal([f"{t.kind}:{t.group}" for t in rule.targets])
     key = variable(f"contains({workloads}, join(':', [to_string(request.object.kind), ({API_GROUP})]))")
-    return {"all": [{"key": key, "operator": "Equals", "value": True}]}
+    return {"all": [{"key": variable("request.operation || ''"), "operator": "NotEquals", "value": "DELETE"},
+                    {"key": key, "operator": "Equals", "value": True}]}
 
 
 def _namespaces(names: tuple[str, ...]) -> dict[str, Any]:
@@ -388,6 +405,7 @@ def policy_document(rule: ir.ResolvedRule, policy_set: ir.PolicySet) -> dict[str
         # Kubernetes sets on every namespace, so no namespace pattern is read as a wildcard.
         validate["failureActionOverrides"] = [{"action": "Enforce", "namespaceSelector": _namespaces(rule.enforced_in)}]
     validate["message"] = _message(rule)
+    validate["allowExistingViolations"] = False  # per rule in Kyverno; the foreach compares per check and subject
     validate["foreach"] = foreach
     spec: dict[str, Any] = {"background": True}
     if rule.level is ir.Level.RECOMMENDED and rule.audit_action is ir.AuditAction.WARN:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .. import ir
-from ..lang.rego import LIBRARY_PATH, RegoLowering, compile_check, exemption_data, library, package_name, pod_spec_paths
+from ..lang.rego import LIBRARY_PATH, RegoLowering, compile_check, exemption_data, judged_subresources, library, package_name, pod_spec_paths
 from ..render import Safe, render
 from . import Backend
 
@@ -51,6 +51,7 @@ class RegoBackend(Backend):
             waivers=[exemption_data(e) for e in rule.waivers],
             widenings=[exemption_data(e) for e in rule.widenings],
             pod_spec_paths=pod_spec_paths(rule),
+            judged_subresources=judged_subresources(rule),
             checks=Safe(RegoLowering(rule, "rego").lower(_payload)),
         )
 

@@ -6,7 +6,10 @@ ValidatingAdmissionPolicy and its ValidatingAdmissionPolicyBinding, and `vap/kus
 Matching: VAP has no autogen, so `matchConstraints.resourceRules` name Pods and every pod
 controller of `ResolvedRule.targets` with its API group (all versions, CREATE and UPDATE), with
 `matchPolicy: Exact` because an object of another API group is no workload (docs/semantics.md);
-the CEL (compiler.lang.cel) finds the pod spec per kind. `failurePolicy: Fail`: an expression
+the CEL (compiler.lang.cel) finds the pod spec per kind. The subresources that add containers
+(`pods/ephemeralcontainers`, `kubectl debug`) are listed beside their resource: a rule for
+`pods` alone never sees them. DELETE and other subresources are not matched (never judged), and
+an UPDATE is judged on its new violations only (the CEL compares `object` with `oldObject`). `failurePolicy: Fail`: an expression
 that errors is a failure, never a silent pass. Required rules bind with `[Deny]`, recommended
 rules with `[Audit, Warn]`; a recommended rule staged in some namespaces (`enforced_in`) gets a
 second binding, `[Deny]` in those namespaces only. Violation messages come from `messageExpression` and name the
@@ -93,7 +96,7 @@ class VapBackend(Backend):
             rule_label=RULE_LABEL,
             bindings=_bindings(rule),
             resource_rules=[{"apiGroups": [t.group], "apiVersions": ["*"], "operations": ["CREATE", "UPDATE"],
-                             "resources": [t.resource]} for t in rule.targets],
+                             "resources": [t.resource, *(f"{t.resource}/{s}" for s in t.subresources)]} for t in rule.targets],
             excluded_namespaces={
                 "ids": ", ".join(e.id for e in whole_namespaces),
                 "values": sorted({ns for e in whole_namespaces for ns in e.namespaces}),

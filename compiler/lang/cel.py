@@ -20,7 +20,7 @@ The lowering yields named variables (`variables.<name>`) and validations; semant
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from typing import Any
 
@@ -74,6 +74,8 @@ class CelSources:
     """Where the lowered expressions find their inputs (VAP defaults)."""
 
     object: str = "object"
+    old_object: str = "oldObject"  # null unless the request is an UPDATE
+    request: str = "request"  # the AdmissionRequest (operation, subResource)
     namespace: str = "request.namespace"  # the request namespace, a string
     params: str | None = None  # a map of list params; None inlines the rule's values as constants
     variables: str = "variables"
@@ -120,12 +122,19 @@ class CelLowering:
 
     `inline_waivers` are the waivers applied inside the validations (a waived container or
     subject complies); widenings are always applied inline, per container.
+
+    Requests (docs/semantics.md): a `judged` variable is false for a DELETE and for any
+    subresource but those that add containers. Each check lists the names of the subjects that
+    fail it ("" is the pod spec itself), once for the object and once, with `old_` variables, for
+    the object an UPDATE replaces (`old=True` lowers that side); both sides apply the exemptions
+    that select the object. A check's validation holds when every failing subject failed before too.
     """
 
     rule: ir.ResolvedRule
     backend: str
     sources: CelSources = CelSources()
     inline_waivers: tuple[ir.Exemption, ...] = ()
+    old: bool = False
 
     def __post_init__(self) -> None:
         if self.sources.exemptions is not None and self.inline_waivers:
@@ -134,35 +143,51 @@ class CelLowering:
     def unsupported(self, node: object, loc: ir.Loc, why: str = "") -> UnsupportedError:
         return UnsupportedError(rule=self.rule.id, construct=type(node).__name__, backend=self.backend, loc=loc, why=why)
 
+    @property
+    def _object(self) -> str:
+        return self.sources.old_object if self.old else self.sources.object
+
     def var(self, name: str) -> str:
+        """A variable of this side: `variables.<name>`, or `variables.old_<name>` for the old object."""
+        return f"{self.sources.variables}.{'old_' * self.old}{name}"
+
+    def shared(self, name: str) -> str:
+        """A variable of the request, the same for both sides (`judged`, which exemptions select)."""
         return f"{self.sources.variables}.{name}"
+
+    def _variable(self, name: str, expression: str, comment: str) -> Variable:
+        return Variable("old_" * self.old + name, expression, f"{'the old object: ' * self.old}{comment}")
 
     def lower(self) -> Lowered:
         """The variables and the validations (one per check) of the rule."""
-        variables: dict[str, Variable] = {}
-        for variable in self._pod_spec_variables():
-            variables[variable.name] = variable
-        for exemption in self._inline_exemptions():
-            name = f"selected_{identifier(exemption.id)}"
-            variables[name] = Variable(name, self.selects_object(exemption),
-                                       f"exemption {exemption.id} ({exemption.loc}) selects this object")
-        for variable in self._exemption_data_variables():
-            variables[variable.name] = variable
+        old = replace(self, old=True)
+        variables: dict[str, Variable] = {v.name: v for v in [
+            self._judged(), *self._pod_spec_variables(), *self._exemption_variables(), *old._pod_spec_variables()]}
         validations = []
         for check in self.rule.rule.checks:
-            method = getattr(self, f"lower_{type(check.subject).__name__}", None)
-            if method is None:
-                raise self.unsupported(check.subject, check.loc, "no CEL lowering for this subject")
-            needed, validation = method(check.subject, check)
-            for variable in needed:
-                variables.setdefault(variable.name, variable)
-            validations.append(validation)
+            for side in (self, old):
+                for variable in side._subjects(check):
+                    variables.setdefault(variable.name, variable)
+            validations.append(self._validation(check))
         return Lowered(tuple(variables.values()), tuple(validations))
+
+    def _judged(self) -> Variable:
+        subresources = sorted({"", *(s for t in self.rule.targets for s in t.subresources)})
+        request = self.sources.request
+        return Variable("judged", f"{request}.?operation.orValue('') != 'DELETE' &&\n"
+                                  f"{request}.?subResource.orValue('') in {literal(subresources)}",
+                        "judged: a creation or update of the object or of a subresource that adds containers (not DELETE, status, ...)")
+
+    def _exemption_variables(self) -> list[Variable]:
+        """Which exemptions select the object: constants, or the exemption data that does."""
+        variables = [Variable(f"selected_{identifier(e.id)}", self.selects_object(e), f"exemption {e.id} ({e.loc}) selects this object")
+                     for e in self._inline_exemptions()]
+        return variables + self._exemption_data_variables()
 
     # --- where the pod spec is ----------------------------------------------------------
 
     def _pod_spec_variables(self) -> list[Variable]:
-        obj = self.sources.object
+        obj = self._object
         chain = "null"
         for target in reversed(self.rule.targets):
             group_test = (f"!{obj}.apiVersion.contains('/')" if not target.group
@@ -170,9 +195,14 @@ class CelLowering:
             path = "".join(f".?{part}" for part in target.pod_spec_path)
             chain = f"{obj}.kind == {literal(target.kind)} && {group_test}\n  ? {obj}{path}.orValue(null)\n  : {chain}"
         raw = self.var("podSpecValue")
+        if self.old:  # null unless the request is an UPDATE
+            chain = f"type({obj}) != map ? null\n  : {chain}"
+            spec = f"type({raw}) == map ? {raw} : null"
+        else:
+            spec = f"{self.shared('judged')} && type({raw}) == map ? {raw} : null"
         return [
-            Variable("podSpecValue", chain, "where each workload kind keeps its pod spec (an API group that differs is no workload)"),
-            Variable("podSpec", f"type({raw}) == map ? {raw} : null", "the pod spec, or null: then nothing is checked"),
+            self._variable("podSpecValue", chain, "where each workload kind keeps its pod spec (an API group that differs is no workload)"),
+            self._variable("podSpec", spec, "the pod spec, or null: then nothing is checked"),
         ]
 
     def _list_variable(self, name: str, fields: tuple[str, ...], comment: str) -> Variable:
@@ -180,7 +210,7 @@ class CelLowering:
         spec = self.var("podSpec")
         parts = " +\n  ".join(f"(type({spec}.?{field}.orValue([])) == list ? {spec}.?{field}.orValue([]) : [])"
                                 for field in fields)
-        return Variable(name, f"{spec} == null ? [] : (\n  {parts}\n).filter(x, type(x) == map)", comment)
+        return self._variable(name, f"{spec} == null ? [] : (\n  {parts}\n).filter(x, type(x) == map)", comment)
 
     # --- references: a value expression that is null when unset ---------------------------
 
@@ -238,7 +268,7 @@ class CelLowering:
         """`v` is among the values; with exemption data, also among what a selecting widening allows."""
         if self.sources.exemptions is None or not isinstance(values, ir.Param):
             return f"{v} in {self._values(values, check, name)}"
-        widened = (f"{self.var('selectedWidenings')}.exists(e, {_any_or_member('e', 'containers', name)}"
+        widened = (f"{self.shared('selectedWidenings')}.exists(e, {_any_or_member('e', 'containers', name)}"
                    f" && has(e.allow) && {v} in e.allow[?{literal(values.name)}].orValue([]))")
         return f"({v} in {self._values(values, check, name)} || {widened})"
 
@@ -261,24 +291,35 @@ class CelLowering:
     def lower_Present(self, node: ir.Present, check: ir.Check, x: str, name: str) -> str:
         return f"{self._value(node.ref, x, check)} != null"
 
-    # --- subjects: the validation that iterates them ---------------------------------------
+    # --- subjects: which fail a check, and the validation ----------------------------------
 
-    def _each(self, check: ir.Check, items: str, noun: str, selected_name: str) -> tuple[list[Variable], Validation]:
-        """A variable listing the names of the failing items (one pass over the list), and a
-        validation that it is empty, whose message names them.
+    def _subjects(self, check: ir.Check) -> list[Variable]:
+        """This side's variables for `check`: the list of its subjects, and the names of those failing it."""
+        method = getattr(self, f"lower_{type(check.subject).__name__}", None)
+        if method is None:
+            raise self.unsupported(check.subject, check.loc, "no CEL lowering for this subject")
+        return method(check.subject, check)
+
+    def _failing(self, check: ir.Check, items: str, noun: str, selected_name: str) -> Variable:
+        """The names of the failing items (one pass over the list).
 
         `selected_name` is what exemptions scoped to containers compare with: the container's
         name for containers, '' for anything else (as the Rego reference does).
         """
-        name = self._failing_name(check)
         expression = (f"{items}.filter(x, !(\n  {self._complies_or_waived(check, 'x', selected_name)}\n))"
                       ".map(x, x.?name.orValue(''))")
-        failing = Variable(name, expression, f"the {noun}s failing: {self._comment(check)}")
-        return [failing], Validation(
-            expression=f"size({self.var(name)}) == 0",
+        return self._variable(self._failing_name(check), expression, f"the {noun}s failing: {self._comment(check)}")
+
+    def _validation(self, check: ir.Check) -> Validation:
+        """Every subject failing `check` failed it in the old object too (none does on a CREATE)."""
+        failing, before = self.var(self._failing_name(check)), replace(self, old=True).var(self._failing_name(check))
+        noun = {ir.EachContainer: "container", ir.EachVolume: "volume"}.get(type(check.subject))
+        new = f"{failing}.filter(n, !(n in {before}))"
+        return Validation(
+            expression=f"{failing}.all(n, n in {before})",
             message=self._message(check),
-            message_expression=f"{literal(f'{self.rule.id}: {noun} ')} + {self.var(name)}.join(', ') + "
-                               f"{literal(': ' + self._text(check))}",
+            message_expression=None if noun is None else
+            f"{literal(f'{self.rule.id}: {noun} ')} + {new}.join(', ') + {literal(': ' + self._text(check))}",
             comment=self._comment(check),
         )
 
@@ -294,29 +335,23 @@ class CelLowering:
         complies = self._complies(check, x, name)
         waived = [self.selects(e, name) for e in self.inline_waivers]
         if self.sources.exemptions is not None:
-            waived.append(f"{self.var('selectedWaivers')}.exists(e, {_any_or_member('e', 'containers', name)})")
+            waived.append(f"{self.shared('selectedWaivers')}.exists(e, {_any_or_member('e', 'containers', name)})")
         return "\n  || ".join([f"({complies})" if waived else complies, *waived])
 
-    def lower_EachContainer(self, node: ir.EachContainer, check: ir.Check) -> tuple[list[Variable], Validation]:
+    def lower_EachContainer(self, node: ir.EachContainer, check: ir.Check) -> list[Variable]:
         name = "containers" if node.lists == ir.CONTAINER_LISTS else "And".join(
             [node.lists[0], *(part[:1].upper() + part[1:] for part in node.lists[1:])])
         variable = self._list_variable(name, node.lists, "the containers of " + ", ".join(node.lists))
-        needed, validation = self._each(check, self.var(name), "container", "x.?name.orValue('')")
-        return [variable, *needed], validation
+        return [variable, self._failing(check, self.var(name), "container", "x.?name.orValue('')")]
 
-    def lower_EachVolume(self, node: ir.EachVolume, check: ir.Check) -> tuple[list[Variable], Validation]:
+    def lower_EachVolume(self, node: ir.EachVolume, check: ir.Check) -> list[Variable]:
         variable = self._list_variable("volumes", ("volumes",), "the volumes of the pod spec")
-        needed, validation = self._each(check, self.var("volumes"), "volume", literal(""))
-        return [variable, *needed], validation
+        return [variable, self._failing(check, self.var("volumes"), "volume", literal(""))]
 
-    def lower_PodSpec(self, node: ir.PodSpec, check: ir.Check) -> tuple[list[Variable], Validation]:
+    def lower_PodSpec(self, node: ir.PodSpec, check: ir.Check) -> list[Variable]:
         spec = self.var("podSpec")
-        return [], Validation(
-            expression=f"{spec} == null\n|| {self._complies_or_waived(check, spec, literal(''))}",
-            message=self._message(check),
-            message_expression=None,
-            comment=self._comment(check),
-        )
+        expression = f"{spec} != null && !(\n  {self._complies_or_waived(check, spec, literal(''))}\n) ? [''] : []"
+        return [self._variable(self._failing_name(check), expression, f"[''] when the pod spec fails: {self._comment(check)}")]
 
     def _comment(self, check: ir.Check) -> str:
         return f"{describe.subject(check.subject)}: {describe.predicate(check.predicate)} ({check.loc})"
@@ -366,7 +401,7 @@ class CelLowering:
 
     def selects(self, exemption: ir.Exemption, name: str) -> str:
         """The exemption selects the object and, when it names containers, the container `name`."""
-        selected = self.var(f"selected_{identifier(exemption.id)}")
+        selected = self.shared(f"selected_{identifier(exemption.id)}")
         if not exemption.containers:
             return selected
         return f"({selected} && {name} in {literal(list(exemption.containers))})"

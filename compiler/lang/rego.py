@@ -49,6 +49,11 @@ def pod_spec_paths(rule: ir.ResolvedRule) -> dict[str, dict[str, object]]:
     return {t.kind: {"group": t.group, "path": list(t.pod_spec_path)} for t in rule.targets}
 
 
+def judged_subresources(rule: ir.ResolvedRule) -> list[str]:
+    """`judged_subresources` of templates/rego/_logic.rego.j2: "" (the object itself) and those that add containers."""
+    return sorted({"", *(s for t in rule.targets for s in t.subresources)})
+
+
 LIBRARY_PATH = "lib/kupe.rego"
 
 
@@ -78,7 +83,13 @@ _TYPE_TESTS = {bool: "is_boolean", int: "is_number", str: "is_string"}
 
 @dataclass(frozen=True)
 class RegoLowering:
-    """One method per IR node; a node without a method is refused with `unsupported`."""
+    """One method per IR node; a node without a method is refused with `unsupported`.
+
+    Each check `i` becomes `ok_i` (the subject complies), `failing_i(spec, wl)` (the names of the
+    subjects of a pod spec that fail it under the exemptions that select the workload: "" names the
+    pod spec itself) and a `violation` rule for each failing subject of the object that the old
+    object, on an UPDATE, did not fail already (docs/semantics.md, Requests).
+    """
 
     rule: ir.ResolvedRule
     backend: str
@@ -87,14 +98,15 @@ class RegoLowering:
         return UnsupportedError(rule=self.rule.id, construct=type(node).__name__, backend=self.backend, loc=loc, why=why)
 
     def lower(self, payload: Payload) -> str:
-        """All checks of the rule: one compliance function and one violation rule per check."""
+        """All checks of the rule."""
         blocks = []
         for index, check in enumerate(self.rule.rule.checks):
             alternatives = self._dispatch("predicate", check.predicate, check)
-            name = f"ok_{index}"
-            blocks.append(f"# {describe.predicate(check.predicate)}")
-            blocks.extend(f"{name}(x) if {{\n{_body(lines)}\n}}\n" for lines in alternatives)
-            blocks.append(self._dispatch("subject", check.subject, check, name, describe.predicate(check.predicate), payload))
+            text = describe.predicate(check.predicate)
+            head = f"ok_{index}({', '.join(self._parameters(check))})"
+            blocks.append(f"# Check {index}, {describe.subject(check.subject)}: {text}")
+            blocks.extend(f"{head} if {{\n{_body(lines)}\n}}\n" for lines in alternatives)
+            blocks.append(self._dispatch("subject", check.subject, check, index, text, payload))
         return "\n".join(blocks)
 
     def _dispatch(self, kind: str, node: object, check: ir.Check, *args: object):  # type: ignore[no-untyped-def]
@@ -103,23 +115,33 @@ class RegoLowering:
             raise self.unsupported(node, check.loc, f"no Rego lowering for this {kind}")
         return method(node, check, *args)
 
+    @staticmethod
+    def _parameters(check: ir.Check) -> list[str]:
+        """`ok_i(x, spec, wl)`: the subject, the pod spec (read by an effective value) and the workload
+        (read by a list parameter that exemptions widen). One arity for every `ok_i`: rego-cpp crashes
+        when packages define a function of the same name with other arities (docs/engine-notes.md);
+        a parameter the body does not read is `_`, as OPA's strict mode requires."""
+        predicate = check.predicate
+        values = getattr(predicate, "values", None) or getattr(predicate, "allowed", None)
+        return ["x", "spec" if isinstance(predicate.ref, ir.EffectiveRef) else "_", "wl" if isinstance(values, ir.Param) else "_"]
+
     # --- references: a value expression, and the conditions under which it is unset ---------
 
     def _value(self, ref: ir.Ref) -> str:
         if isinstance(ref, ir.EffectiveRef):
-            return f"kupe.effective(pod_spec, x, {literal(list(ref.container_path))}, {literal(list(ref.pod_path))})"
+            return f"kupe.effective(spec, x, {literal(list(ref.container_path))}, {literal(list(ref.pod_path))})"
         return f"kupe.value(x, {literal(list(ref.path))})"
 
     def _unset(self, ref: ir.Ref) -> list[str]:
         if isinstance(ref, ir.EffectiveRef):
             return [f"not kupe.has_value(x, {literal(list(ref.container_path))})",
-                    f"not kupe.has_value(pod_spec, {literal(list(ref.pod_path))})"]
+                    f"not kupe.has_value(spec, {literal(list(ref.pod_path))})"]
         return [f"not kupe.has_value(x, {literal(list(ref.path))})"]
 
     def _set_of(self, values: ir.Values, check: ir.Check) -> str:
         if isinstance(values, ir.Param):
             subject_name = 'object.get(x, "name", "")' if isinstance(check.subject, ir.EachContainer) else '""'
-            return f"kupe.allowed(workload, params, widenings, {literal(values.name)}, {subject_name})"
+            return f"kupe.allowed(wl, params, widenings, {literal(values.name)}, {subject_name})"
         return "{" + ", ".join(literal(v) for v in values) + "}"
 
     def _typed(self, ref: ir.Ref, value: ir.Scalar) -> list[str]:
@@ -150,38 +172,38 @@ class RegoLowering:
     def lower_Present(self, node: ir.Present, check: ir.Check) -> list[list[str]]:
         if isinstance(node.ref, ir.EffectiveRef):
             return [[f"kupe.has_value(x, {literal(list(node.ref.container_path))})"],
-                    [f"kupe.has_value(pod_spec, {literal(list(node.ref.pod_path))})"]]
+                    [f"kupe.has_value(spec, {literal(list(node.ref.pod_path))})"]]
         return [[f"kupe.has_value(x, {literal(list(node.ref.path))})"]]
 
-    # --- subjects: the violation rule that iterates them ------------------------------------
+    # --- subjects: which subjects fail, and the violation rule ------------------------------
 
-    def _violation(self, payload: Payload, lines: list[str], container: str) -> str:
+    def _failing(self, check: ir.Check, index: int, noun: str, subjects: list[str], exempt_as: str) -> str:
+        lines = [*subjects, f"not ok_{index}(x, spec, wl)", *(['name := object.get(x, "name", "")'] if noun else []),
+                 f"not kupe.waived(wl, waivers, {exempt_as})"]
+        head = "name" if noun else '""'
+        what = f"The {noun}s of a pod spec failing check {index}, by name" if noun else f"The pod spec, named \"\", when it fails check {index}"
+        return f"# {what} (exemptions applied).\nfailing_{index}(spec, wl) := {{{head} |\n{_body(lines)}\n}}\n"
+
+    def _violation(self, payload: Payload, index: int, name: str, message: str, container: str) -> str:
+        subject = f"some {name} in" if name != '""' else f"{name} in"
+        lines = ["judged", f"{subject} failing_{index}(pod_spec, workload)",
+                 f"not {name} in failing_{index}(old_pod_spec, workload)", f"msg := {message}"]
         return f"violation contains {payload('msg', container)} if {{\n{_body(lines)}\n}}\n"
 
-    def lower_EachContainer(self, node: ir.EachContainer, check: ir.Check, ok: str, text: str, payload: Payload) -> str:
-        return self._violation(payload, [
-            f"some x in kupe.containers(pod_spec, {literal(list(node.lists))})",
-            f"not {ok}(x)",
-            'container := object.get(x, "name", "")',
-            "not kupe.waived(workload, waivers, container)",
-            f'msg := sprintf("%v: container %v: %v. Fix: %v", [rule_id, kupe.display(container), {literal(text)}, fix])',
-        ], "container")
+    def lower_EachContainer(self, node: ir.EachContainer, check: ir.Check, index: int, text: str, payload: Payload) -> str:
+        failing = self._failing(check, index, "container", [f"some x in kupe.containers(spec, {literal(list(node.lists))})"], "name")
+        message = f'sprintf("%v: container %v: %v. Fix: %v", [rule_id, kupe.display(container), {literal(text)}, fix])'
+        return failing + "\n" + self._violation(payload, index, "container", message, "container")
 
-    def lower_PodSpec(self, node: ir.PodSpec, check: ir.Check, ok: str, text: str, payload: Payload) -> str:
-        return self._violation(payload, [
-            "x := pod_spec",
-            f"not {ok}(x)",
-            'not kupe.waived(workload, waivers, "")',
-            f'msg := sprintf("%v: %v. Fix: %v", [rule_id, {literal(text)}, fix])',
-        ], "null")
+    def lower_PodSpec(self, node: ir.PodSpec, check: ir.Check, index: int, text: str, payload: Payload) -> str:
+        failing = self._failing(check, index, "", ["x := spec"], '""')
+        message = f'sprintf("%v: %v. Fix: %v", [rule_id, {literal(text)}, fix])'
+        return failing + "\n" + self._violation(payload, index, '""', message, "null")
 
-    def lower_EachVolume(self, node: ir.EachVolume, check: ir.Check, ok: str, text: str, payload: Payload) -> str:
-        return self._violation(payload, [
-            "some x in kupe.volumes(pod_spec)",
-            f"not {ok}(x)",
-            'not kupe.waived(workload, waivers, "")',
-            f'msg := sprintf("%v: volume %v: %v. Fix: %v", [rule_id, kupe.display(object.get(x, "name", "")), {literal(text)}, fix])',
-        ], "null")
+    def lower_EachVolume(self, node: ir.EachVolume, check: ir.Check, index: int, text: str, payload: Payload) -> str:
+        failing = self._failing(check, index, "volume", ["some x in kupe.volumes(spec)"], '""')
+        message = f'sprintf("%v: volume %v: %v. Fix: %v", [rule_id, kupe.display(volume), {literal(text)}, fix])'
+        return failing + "\n" + self._violation(payload, index, "volume", message, "null")
 
 
 def _body(lines: list[str]) -> str:

@@ -1,8 +1,10 @@
 """Backend adapters: evaluate a backend's compiled artifacts with a real engine, normalise verdicts.
 
 An adapter receives the artifacts exactly as `kupe-policy compile` would write them, builds
-its engine once, then answers `evaluate(object)` with the verdict of every rule that does
-not pass: `deny` (blocks admission) or `audit` (reported, admitted).
+its engine once, then answers `evaluate(request)` with the verdict of every rule that does
+not pass: `deny` (blocks admission) or `audit` (reported, admitted). The request is fed to the
+engine the way that engine sees it (an AdmissionReview, a Gatekeeper review, the API server's
+admission attributes, Kyverno's policy context).
 """
 
 from __future__ import annotations
@@ -10,32 +12,92 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from typing import Any, ClassVar
+
+from ..engines.decoding import Rejected, decode
 
 
 class AdapterError(Exception):
     """The engine failed, or gave an answer the adapter cannot normalise."""
 
 
-def admission_request(obj: dict[str, Any], operation: str = "CREATE") -> dict[str, Any]:
-    """The AdmissionRequest the API server would send for `obj` (namespace defaulted as kubectl does)."""
-    api_version = obj.get("apiVersion", "")
-    group, _, version = api_version.rpartition("/")
-    metadata = obj.get("metadata") or {}
-    kind = obj.get("kind", "")
-    namespaced = kind != "Namespace"
-    return {
+@dataclass(frozen=True)
+class Request:
+    """An admission request as the API server hands it to admission, objects already decoded
+    (conformance.engines.decoding): `object` is None on a DELETE, `old_object` is set on an
+    UPDATE and a DELETE. A manifest judged without a request is the CREATE of it."""
+
+    operation: str
+    object: dict[str, Any] | None
+    old_object: dict[str, Any] | None = None
+    subresource: str = ""
+
+    @classmethod
+    def create(cls, obj: dict[str, Any]) -> Request:
+        return cls("CREATE", obj)
+
+    @property
+    def subject(self) -> dict[str, Any]:
+        """The object the request is about: the deleted one on a DELETE."""
+        return (self.object if self.object is not None else self.old_object) or {}
+
+    @property
+    def namespace(self) -> str:
+        """The request namespace: the object's, or `default` where kubectl would create it; "" for a Namespace."""
+        if self.subject.get("kind") == "Namespace":
+            return ""
+        return namespace_of(self.subject)
+
+    def __str__(self) -> str:
+        return self.operation + (f" {self.subresource}" if self.subresource else "")
+
+
+def namespace_of(obj: dict[str, Any]) -> str:
+    """Where kubectl creates a namespaced object: its `metadata.namespace`, else `default`."""
+    metadata = obj.get("metadata")
+    namespace = metadata.get("namespace") if isinstance(metadata, dict) else None
+    return namespace if isinstance(namespace, str) and namespace else "default"
+
+
+def resource_of(obj: dict[str, Any]) -> str:
+    """The plural resource of a built-in kind (`Pod` → `pods`)."""
+    kind = str(obj.get("kind", ""))
+    return kind.lower() + ("es" if kind.endswith("s") else "s")
+
+
+def admitted(request: Request) -> tuple[Request, Rejected | None]:
+    """The request as admission sees it, its objects decoded as the API server decodes them; when
+    the decoder refuses an object, the request as written and the refusal (offline tools, such as
+    conftest on a file, still judge the raw object, so the engines must agree on it too)."""
+    decoded = [None if o is None else decode(o) for o in (request.object, request.old_object)]
+    refusal = next((d for d in decoded if isinstance(d, Rejected)), None)
+    if refusal is not None:
+        return request, refusal
+    return Request(request.operation, decoded[0], decoded[1], request.subresource), None
+
+
+def admission_request(request: Request) -> dict[str, Any]:
+    """The AdmissionRequest the API server would send for `request`."""
+    api_version = request.subject.get("apiVersion", "")
+    group, _, version = str(api_version).rpartition("/")
+    metadata = request.subject.get("metadata")
+    name = metadata.get("name") if isinstance(metadata, dict) else None
+    review: dict[str, Any] = {
         "uid": "00000000-0000-0000-0000-000000000000",
-        "kind": {"group": group, "version": version, "kind": kind},
-        "resource": {"group": group, "version": version, "resource": kind.lower() + "s"},
-        "name": metadata.get("name", ""),
-        "namespace": (metadata.get("namespace") or "default") if namespaced else "",
-        "operation": operation,
+        "kind": {"group": group, "version": version, "kind": request.subject.get("kind", "")},
+        "resource": {"group": group, "version": version, "resource": resource_of(request.subject)},
+        "name": name if isinstance(name, str) else "",
+        "namespace": request.namespace,
+        "operation": request.operation,
         "userInfo": {"username": "kupe-conformance", "groups": ["system:authenticated"]},
-        "object": obj,
-        "oldObject": None,
+        "object": request.object,
+        "oldObject": request.old_object,
         "dryRun": False,
     }
+    if request.subresource:
+        review["subResource"] = request.subresource
+    return review
 
 
 class Adapter(ABC):
@@ -60,8 +122,8 @@ class Adapter(ABC):
         """Build the engine from this backend's artifacts (paths relative to out/)."""
 
     @abstractmethod
-    def evaluate(self, obj: dict[str, Any]) -> dict[str, str]:
-        """Rule id → `deny` or `audit` for every rule the object violates; passing rules are absent."""
+    def evaluate(self, request: Request) -> dict[str, str]:
+        """Rule id → `deny` or `audit` for every rule the request violates; passing rules are absent."""
 
 
 def all_adapters() -> dict[str, type[Adapter]]:

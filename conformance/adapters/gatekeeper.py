@@ -1,9 +1,12 @@
 """The Gatekeeper backend evaluated by the Gatekeeper emulator (template Rego in regopy, Gatekeeper's match).
 
-Each ConstraintTemplate is compiled once; every object is reviewed against every Constraint as
+Each ConstraintTemplate is compiled once; every request is reviewed against every Constraint as
 the admission webhook would see it: the AdmissionRequest of `admission_request` (namespace
 defaulted to "default") and the request's Namespace, which Gatekeeper's namespace criteria
-(`namespaces`, `excludedNamespaces`) judge.
+(`namespaces`, `excludedNamespaces`) judge. Every request reaches the templates, DELETE and
+subresources included (Gatekeeper's default webhook sends CREATE and UPDATE, `pods/ephemeralcontainers`
+among the subresources; `enableDeleteOperations` adds DELETE): the templates must judge each
+one right whatever the webhook is configured to send.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import regopy
 import yaml
 
 from ..engines.gatekeeper import ConstraintTemplateEngine, EvaluationError, MatchError, TemplateError, Violation
-from . import Adapter, AdapterError, admission_request
+from . import Adapter, AdapterError, Request, admission_request
 
 _VERDICT = {"deny": "deny", "dryrun": "audit", "warn": "audit"}
 RULE_LABEL = "policy.kupe.cloud/rule"
@@ -50,8 +53,8 @@ class GatekeeperAdapter(Adapter):
             raise AdapterError(f"constraints without a template: {orphans}")
         self.pairs = [(engines[c["kind"]], c) for c in constraints]
 
-    def request(self, obj: dict[str, Any]) -> dict[str, Any]:
-        return admission_request(obj)
+    def request(self, request: Request) -> dict[str, Any]:
+        return admission_request(request)
 
     def check(self, constraint: str, rule: str, violation: Violation) -> None:
         """A violation must come from the constraint's own rule."""
@@ -59,13 +62,13 @@ class GatekeeperAdapter(Adapter):
         if reported != rule:
             raise AdapterError(f"constraint {constraint} (rule {rule}) reported rule {reported!r}")
 
-    def evaluate(self, obj: dict[str, Any]) -> dict[str, str]:
-        request = self.request(obj)
+    def evaluate(self, request: Request) -> dict[str, str]:
+        review = self.request(request)
         verdicts: dict[str, str] = {}
         for engine, constraint in self.pairs:
             name, rule = constraint["metadata"]["name"], constraint["metadata"]["labels"][RULE_LABEL]
             try:
-                violations = engine.review_request(constraint, request, namespace=_namespace(request))
+                violations = engine.review_request(constraint, review, namespace=_namespace(review))
             except (EvaluationError, MatchError) as error:
                 raise AdapterError(f"{name}: {error}") from None
             for violation in violations:

@@ -18,8 +18,12 @@ from typing import Any
 
 from ..engines.cel import to_cel
 from ..engines.gatekeeper import Violation
-from . import AdapterError, admission_request
+from . import AdapterError, Request, admission_request
 from .gatekeeper import GatekeeperAdapter
+
+
+def _cel(obj: dict[str, Any] | None) -> dict[str, Any] | None:
+    return None if obj is None else to_cel(obj)
 
 
 class GatekeeperCelAdapter(GatekeeperAdapter):
@@ -28,8 +32,8 @@ class GatekeeperCelAdapter(GatekeeperAdapter):
     engine = f"Gatekeeper emulator, K8sNativeValidation engine, on cel-expr-python {version('cel-expr-python')} (CEL C++)"
     template_engine = "cel"
 
-    def request(self, obj: dict[str, Any]) -> dict[str, Any]:
-        return admission_request(to_cel(obj))
+    def request(self, request: Request) -> dict[str, Any]:
+        return admission_request(Request(request.operation, _cel(request.object), _cel(request.old_object), request.subresource))
 
     def check(self, constraint: str, rule: str, violation: Violation) -> None:
         if violation.error:

@@ -1,7 +1,8 @@
 """The Kyverno backend evaluated by the Kyverno emulator (proven on Kyverno's own test cases).
 
-Every compiled ClusterPolicy is evaluated against the object with every compiled
-PolicyException, as `kyverno apply` or the admission webhook would. The namespace's labels
+Every compiled ClusterPolicy is evaluated against the request with every compiled
+PolicyException, as the admission webhook would (Kyverno's webhook sends it every operation;
+a Pod rule also sees `pods/ephemeralcontainers` updates). The namespace's labels
 are the ones Kubernetes always sets (`kubernetes.io/metadata.name`), with a manifest without
 a namespace in `default`, as kubectl would create it.
 """
@@ -14,7 +15,7 @@ import yaml
 
 from conformance.engines import kyverno as engine
 
-from . import Adapter, AdapterError
+from . import Adapter, AdapterError, Request
 
 _VERDICT = {"Enforce": "deny", "Audit": "audit"}
 
@@ -47,13 +48,14 @@ class KyvernoAdapter(Adapter):
         if not self.policies:
             raise AdapterError("no ClusterPolicy among the Kyverno artifacts")
 
-    def evaluate(self, obj: dict[str, Any]) -> dict[str, str]:
-        metadata = obj.get("metadata") or {}
-        namespace = "" if obj.get("kind") == "Namespace" else metadata.get("namespace") or "default"
+    def evaluate(self, request: Request) -> dict[str, str]:
+        namespace = request.namespace
         labels = {"kubernetes.io/metadata.name": namespace} if namespace else {}
         verdicts: dict[str, str] = {}
         for policy in self.policies:
-            for result in engine.evaluate(policy, obj, operation="CREATE", exceptions=self.exceptions, namespace_labels=labels):
+            for result in engine.evaluate(policy, request.subject, operation=request.operation, exceptions=self.exceptions,
+                                          namespace_labels=labels, old_resource=request.old_object,
+                                          subresource=request.subresource):
                 if result.result == "error":
                     raise AdapterError(f"{result.policy}/{result.rule}: {result.message}")
                 if result.result in ("pass", "skip"):

@@ -1,4 +1,4 @@
-"""The Rego backend evaluated by rego-cpp (regopy), as conftest sees a manifest and as OPA sees an AdmissionReview."""
+"""The Rego backend evaluated by rego-cpp (regopy), as OPA sees an AdmissionReview and conftest a manifest."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 import regopy
 
-from . import Adapter, AdapterError, admission_request
+from . import Adapter, AdapterError, Request, admission_request
 
 _VERDICT = {"deny": "deny", "warn": "audit"}
 
@@ -44,9 +44,13 @@ class RegoAdapter(Adapter):
                 verdicts[rule] = verdict
         return verdicts
 
-    def evaluate(self, obj: dict[str, Any]) -> dict[str, str]:
-        as_manifest = self._query(obj)
-        as_review = self._query({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": admission_request(obj)})
-        if as_manifest != as_review:
-            raise AdapterError(f"manifest input gives {as_manifest}, AdmissionReview input gives {as_review}")
-        return as_manifest
+    def evaluate(self, request: Request) -> dict[str, str]:
+        """The request as OPA sees it behind an admission webhook (an AdmissionReview); a CREATE also as
+        conftest sees the manifest, which must give the same verdicts."""
+        as_review = self._query({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+                                 "request": admission_request(request)})
+        if request.operation == "CREATE" and not request.subresource:
+            as_manifest = self._query(request.subject)
+            if as_manifest != as_review:
+                raise AdapterError(f"manifest input gives {as_manifest}, AdmissionReview input gives {as_review}")
+        return as_review

@@ -1,8 +1,7 @@
 """The VAP backend evaluated by the ValidatingAdmissionPolicy emulator (conformance.engines.vap).
 
-Every compiled policy is admitted with each of its bindings, as the API server would on CREATE
-and on UPDATE (the same object as old and new), in the object's namespace (`default` when it
-names none, as `admission_request` defaults it). A failed validation under a `Deny` binding is
+Every compiled policy is admitted with each of its bindings, as the API server would admit the
+request, in its namespace (`default` when the object names none). A failed validation under a `Deny` binding is
 `deny`; under `Audit`/`Warn` only it is `audit`. An evaluation or configuration error is an
 `AdapterError`, never a pass: with `failurePolicy: Fail` the API server would reject it.
 """
@@ -15,10 +14,9 @@ from typing import Any
 import yaml
 
 from ..engines.vap import Decision, admit
-from . import Adapter, AdapterError, admission_request
+from . import Adapter, AdapterError, Request
 
 RULE_LABEL = "policy.kupe.cloud/rule"
-_OPERATIONS = ("CREATE", "UPDATE")
 
 
 class VapAdapter(Adapter):
@@ -46,24 +44,18 @@ class VapAdapter(Adapter):
                 raise AdapterError(f"policy {policy['metadata']['name']} has no {RULE_LABEL} label")
             self.pairs.append((rule, policy, binding))
 
-    def _admit(self, obj: dict[str, Any], operation: str) -> dict[str, str]:
-        ns = admission_request(obj)["namespace"] or "default"
+    def evaluate(self, request: Request) -> dict[str, str]:
+        ns = request.namespace or "default"
         namespace = {"apiVersion": "v1", "kind": "Namespace",
                      "metadata": {"name": ns, "labels": {"kubernetes.io/metadata.name": ns}}}
         verdicts: dict[str, str] = {}
         for rule, policy, binding in self.pairs:
-            decision = admit(policy, binding, obj, operation=operation, namespace=namespace,
-                             old_object=obj if operation == "UPDATE" else None)
+            decision = admit(policy, binding, request.object, operation=request.operation, namespace=namespace,
+                             old_object=request.old_object, subresource=request.subresource)
             verdict = _verdict(rule, decision)
             if verdict == "deny" or (verdict == "audit" and verdicts.get(rule) != "deny"):
                 verdicts[rule] = verdict
         return verdicts
-
-    def evaluate(self, obj: dict[str, Any]) -> dict[str, str]:
-        create, update = (self._admit(obj, operation) for operation in _OPERATIONS)
-        if create != update:
-            raise AdapterError(f"CREATE gives {create}, UPDATE gives {update}")
-        return create
 
 
 def _verdict(rule: str, decision: Decision) -> str:

@@ -62,6 +62,8 @@ def audit(paths: tuple[Path, ...], backend: str, output_format: str, as_of: dt.d
         click.echo(f"warning: engine drift: backends disagree on {len(run.disagreements)} object(s)", err=True)
     if run.unevaluated:
         raise InputError(f"{run.unevaluated} object(s) could not be evaluated (see above): they are not known to comply")
+    if run.rejected:
+        raise InputError(f"the API server would refuse {len(run.rejected)} object(s) (see above): fix them before any rule can judge them")
     if run.blocking:
         sys.exit(1)
 

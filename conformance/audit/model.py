@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ..adapters import Request
+
 
 @dataclass(frozen=True)
 class Problem:
@@ -19,11 +21,16 @@ class Problem:
 
 @dataclass(frozen=True)
 class Workload:
-    """A Pod or pod controller read from a file, with the line its object starts on."""
+    """A Pod or pod controller read from a file (a manifest is the request of its creation; an
+    AdmissionReview is its own request), with the line its document starts on."""
 
-    obj: dict[str, Any]
+    request: Request
     file: str
     line: int
+
+    @property
+    def obj(self) -> dict[str, Any]:
+        return self.request.subject
 
     @property
     def kind(self) -> str:
@@ -31,10 +38,8 @@ class Workload:
 
     @property
     def namespace(self) -> str:
-        """The namespace kubectl would create it in (`default` when the manifest names none)."""
-        metadata = self.obj.get("metadata")
-        namespace = metadata.get("namespace") if isinstance(metadata, dict) else None
-        return namespace if isinstance(namespace, str) and namespace else "default"
+        """The namespace the request is in (`default` when a manifest names none, as kubectl would)."""
+        return self.request.namespace
 
     @property
     def name(self) -> str:
@@ -51,7 +56,7 @@ class Workload:
         metadata = self.obj.get("metadata") if isinstance(self.obj.get("metadata"), dict) else {}
         slim = {"apiVersion": self.obj.get("apiVersion"), "kind": self.obj.get("kind"),
                 "metadata": {k: metadata[k] for k in ("name", "namespace") if k in metadata}}
-        return Workload(slim, self.file, self.line)
+        return Workload(Request.create(slim), self.file, self.line)
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from compiler.output import write_text_atomically
 from compiler import ir
 from compiler.errors import InputError
 
+from ..engines.decoding import Rejected
 from .model import Violation, Workload
 from .verdicts import Auditor
 
@@ -77,7 +78,10 @@ def readiness(program: ir.Program, rule_id: str, workloads: list[Workload], evid
     covered: list[tuple[Violation, tuple[str, ...]]] = []
     uncovered: list[Violation] = []
     for workload in workloads:
-        now, bare = with_exemptions.evaluate(workload.obj)[backend], stripped.evaluate(workload.obj)[backend]
+        now, bare = with_exemptions.evaluate(workload.request), stripped.evaluate(workload.request)
+        if isinstance(now, Rejected):
+            raise InputError(f"the API server would refuse this {workload.kind}: {now}", workload.where)
+        now, bare = now[backend], bare[backend]
         if isinstance(now, str) or isinstance(bare, str):
             raise InputError(now if isinstance(now, str) else bare, workload.where)
         if rule_id not in bare:

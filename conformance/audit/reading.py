@@ -2,8 +2,8 @@
 
 A directory is read recursively (*.yaml, *.yml, *.json). A file that cannot be read or parsed,
 and a document that is not a Kubernetes object, become a Problem with file:line; the run goes
-on. `List` and `*List` documents are flattened; an AdmissionReview contributes its
-`request.object`. Pods and pod controllers of the right API group are workloads; PolicyReports
+on. `List` and `*List` documents are flattened; a manifest is judged as its creation, an
+AdmissionReview as its request (UPDATE, DELETE, subresources: docs/semantics.md). Pods and pod controllers of the right API group are workloads; PolicyReports
 and Gatekeeper constraints are evidence (see `evidence`); any other object is skipped and counted.
 """
 
@@ -23,6 +23,7 @@ from compiler.passes import POD_TARGETS
 from conformance.yamlio import LineDict
 
 from . import evidence
+from ..adapters import Request
 from .model import Problem, Violation, Workload
 
 SUFFIXES = (".yaml", ".yml", ".json")
@@ -120,8 +121,8 @@ def _line(value: Any, default: int) -> int:
     return value.line if isinstance(value, LineDict) and value.line else default
 
 
-def objects(doc: Any, where: str, line: int) -> Iterator[tuple[dict[str, Any], int] | Problem]:
-    """The objects a document holds: itself, a List's items, or an AdmissionReview's request.object."""
+def objects(doc: Any, where: str, line: int) -> Iterator[tuple[Request, int] | Problem]:
+    """The requests a document holds: the creation of itself or of a List's items, or an AdmissionReview's request."""
     if not isinstance(doc, dict):
         yield Problem(f"{where}:{line}", "not a Kubernetes object (expected a mapping with apiVersion and kind)")
         return
@@ -130,12 +131,8 @@ def objects(doc: Any, where: str, line: int) -> Iterator[tuple[dict[str, Any], i
     if not isinstance(kind, str) or not kind or not isinstance(api_version, str):
         yield Problem(f"{where}:{line}", "not a Kubernetes object: apiVersion and kind must be strings")
     elif kind == "AdmissionReview":
-        request = doc.get("request")
-        obj = request.get("object") if isinstance(request, dict) else None
-        if isinstance(obj, dict):
-            yield from objects(obj, where, line)
-        else:
-            yield Problem(f"{where}:{line}", "AdmissionReview without request.object")
+        found = review_request(doc.get("request"))
+        yield Problem(f"{where}:{line}", f"AdmissionReview: {found}") if isinstance(found, str) else (found, _line(found.subject, line))
     elif kind.endswith("List") and "items" in doc:
         items = doc.get("items")
         if not isinstance(items, list):
@@ -150,7 +147,20 @@ def objects(doc: Any, where: str, line: int) -> Iterator[tuple[dict[str, Any], i
                 item = filled
             yield from objects(item, where, _line(item, line))
     else:
-        yield doc, line
+        yield Request.create(doc), line
+
+
+def review_request(request: Any) -> Request | str:
+    """The request of an AdmissionReview, or why there is none to judge."""
+    if not isinstance(request, dict):
+        return "no request"
+    operation, subresource = request.get("operation", "CREATE"), request.get("subResource") or ""
+    objects = [request.get(key) for key in ("object", "oldObject")]
+    if operation not in ("CREATE", "UPDATE", "DELETE", "CONNECT") or not isinstance(subresource, str):
+        return f"request.operation {operation!r} or request.subResource {subresource!r} is not a Kubernetes one"
+    if any(o is not None and not isinstance(o, dict) for o in objects) or not any(objects):
+        return "request.object and request.oldObject must be objects, and one of them set"
+    return Request(operation, *objects, subresource)
 
 
 def is_workload(obj: Mapping[str, Any]) -> bool:
@@ -185,9 +195,12 @@ def read_file(entry: Path, rules: Mapping[str, ir.ResolvedRule]) -> Inputs:
             if isinstance(found, Problem):
                 inputs.problems.append(found)
                 continue
-            obj, line = found
+            request, line = found
+            obj = request.subject
             if is_workload(obj):
-                inputs.workloads.append(Workload(json_safe(obj), shown, line))
+                plain = Request(request.operation, *(None if o is None else json_safe(o) for o in (request.object, request.old_object)),
+                                request.subresource)
+                inputs.workloads.append(Workload(plain, shown, line))
             elif evidence.is_evidence(obj):
                 inputs.evidence_documents += 1
                 found_evidence = evidence.read(obj, shown, line, rules)

@@ -17,6 +17,7 @@ from compiler import ir
 
 from .model import Disagreement, Problem, Violation, Workload
 from .reading import Inputs, files_under, read_file
+from ..engines.decoding import Rejected
 from .verdicts import Auditor, Outcome, disagreement, violations
 
 # Draw a progress bar (on a terminal only) from this many files on.
@@ -34,6 +35,7 @@ class AuditRun:
     results: list[tuple[Workload, dict[str, Outcome]]] = field(default_factory=list)
     violations: list[Violation] = field(default_factory=list)
     disagreements: list[Disagreement] = field(default_factory=list)
+    rejected: list[Workload] = field(default_factory=list)  # objects the API server would not decode
     evaluations: int = 0  # distinct verdict keys handed to the engines
 
     @property
@@ -68,7 +70,7 @@ def _start_worker(program: ir.Program, backends: list[str], cache: bool) -> None
     _worker = Auditor(program, backends, cache=cache), {r.id: r for r in program.rules}
 
 
-Part = tuple[int, Inputs, list[dict[str, Outcome]], int]  # files, what they held, outcomes, evaluations
+Part = tuple[int, Inputs, list[dict[str, Outcome] | Rejected], int]  # files, what they held, outcomes, evaluations
 
 
 def _audit_files(files: list[Path]) -> Part:
@@ -79,7 +81,7 @@ def _audit_files(files: list[Path]) -> Part:
     inputs = Inputs()
     for file in files:
         inputs.extend(read_file(file, rules))
-    outcomes = [auditor.evaluate(w.obj) for w in inputs.workloads]
+    outcomes = [auditor.evaluate(w.request) for w in inputs.workloads]
     inputs.workloads = [w.identity() for w in inputs.workloads]  # judged here: reports need only who and where
     return len(files), inputs, outcomes, auditor.evaluations - before
 
@@ -126,6 +128,10 @@ def audit(paths: list[Path], program: ir.Program, backends: list[str], *, cache:
             run.violations.extend(inputs.evidence)
             run.evaluations += evaluations
             for workload, outcome in zip(inputs.workloads, outcomes):
+                if isinstance(outcome, Rejected):
+                    run.rejected.append(workload)
+                    run.inputs.problems.append(Problem(workload.where, f"the API server would refuse this {workload.kind}: {outcome}"))
+                    continue
                 run.results.append((workload, outcome))
                 run.violations.extend(violations(workload, outcome))
                 run.inputs.problems.extend(Problem(workload.where, o) for o in outcome.values() if isinstance(o, str))

@@ -30,7 +30,8 @@ from typing import Any
 from compiler import ir, pipeline
 from compiler.passes import POD_TARGETS
 
-from ..adapters import Adapter, AdapterError, all_adapters
+from ..adapters import Adapter, AdapterError, Request, admitted, all_adapters
+from ..engines.decoding import Rejected
 from .model import Disagreement, Violation, Workload
 
 Verdicts = dict[str, str]  # rule id → deny | audit, for violated rules
@@ -125,15 +126,20 @@ class Auditor:
         self.cache: dict[str, dict[str, Outcome]] = {}
         self.evaluations = 0  # objects really handed to the engines
 
-    def evaluate(self, obj: dict[str, Any]) -> dict[str, Outcome]:
-        """Backend → verdicts (or the adapter's error) for one object."""
-        key = self.key(obj) if self.key else None
+    def evaluate(self, request: Request) -> dict[str, Outcome] | Rejected:
+        """Backend → verdicts (or the adapter's error) for one request; the decoder's refusal of an
+        object the API server would not admit to any engine."""
+        request, refusal = admitted(request)
+        if refusal is not None:
+            return refusal
+        plain_creation = request.operation == "CREATE" and not request.subresource
+        key = self.key(request.subject) if self.key and plain_creation else None
         if key is not None and key in self.cache:
             return self.cache[key]
         outcome: dict[str, Outcome] = {}
         for backend, adapter in self.adapters.items():
             try:
-                outcome[backend] = adapter.evaluate(obj)
+                outcome[backend] = adapter.evaluate(request)
             except AdapterError as error:
                 outcome[backend] = f"{backend} could not evaluate: {error}"
         self.evaluations += 1

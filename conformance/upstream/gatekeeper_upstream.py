@@ -41,6 +41,7 @@ class CaseOutcome:
     case: str
     agree: bool
     detail: str = ""
+    operation: str = ""  # the AdmissionReview's (UPDATE samples); "" for a bare object
 
     @property
     def key(self) -> str:
@@ -154,14 +155,15 @@ def _run_case(
             raise ValueError("assertions must be non-empty")
         obj = _load_one(suite_dir / case["object"])
         inventory = [d for p in case.get("inventory") or [] for d in _load_docs(suite_dir / p)]
+        operation = str((obj.get("request") or {}).get("operation", "")) if obj.get("kind") == "AdmissionReview" else ""
         violations = _review_case(engine, constraint, obj, inventory)
     except Exception as err:  # gator reports the case as errored, so it cannot pass
         return CaseOutcome(suite, test, case["name"], False, f"error: {type(err).__name__}: {err}")
     failures = [f for a in assertions if (f := check_assertion(a, violations))]
     if failures:
         messages = [v.msg for v in violations]
-        return CaseOutcome(suite, test, case["name"], False, f"{'; '.join(failures)}; messages {messages}")
-    return CaseOutcome(suite, test, case["name"], True)
+        return CaseOutcome(suite, test, case["name"], False, f"{'; '.join(failures)}; messages {messages}", operation)
+    return CaseOutcome(suite, test, case["name"], True, operation=operation)
 
 
 def run_all(root: Path, engine: str = "rego") -> list[CaseOutcome]:

@@ -19,19 +19,26 @@ waivers := [{"allow": {}, "containers": [], "id": "system-namespaces", "labels":
 
 widenings := []
 
-# The admitted object: an AdmissionReview's request.object, or the manifest itself.
-resource := input.request.object if {
+# The request: an AdmissionReview's (OPA as an admission webhook), or a manifest, judged as its creation (conftest).
+request := input.request if {
 	input.kind == "AdmissionReview"
-} else := input
+} else := {"operation": "CREATE", "object": input}
 
-# A manifest without a namespace (missing, null or "") lands in "default", as with kubectl's default context.
-namespace := input.request.namespace if {
-	input.kind == "AdmissionReview"
-} else := ns if {
-	ns := object.get(resource, ["metadata", "namespace"], "")
-	is_string(ns)
-	ns != ""
-} else := "default"
+# The request (docs/semantics.md, Requests): what it admits, what it replaced, and in which namespace.
+resource := request.object
+
+old_resource := request.oldObject
+
+namespace := kupe.namespace(request, resource)
+
+# Judged: a creation or an update of the object itself or of the subresources that add
+# containers; never a DELETE or another subresource (status, scale, exec, ...).
+judged_subresources := ["", "ephemeralcontainers"]
+
+judged if {
+	object.get(request, "operation", "") != "DELETE"
+	object.get(request, "subResource", "") in judged_subresources
+}
 
 # Where each workload kind keeps its pod spec; other kinds have none and never violate.
 pod_spec_paths := {"CronJob": {"group": "batch", "path": ["spec", "jobTemplate", "spec", "template", "spec"]}, "DaemonSet": {"group": "apps", "path": ["spec", "template", "spec"]}, "Deployment": {"group": "apps", "path": ["spec", "template", "spec"]}, "Job": {"group": "batch", "path": ["spec", "template", "spec"]}, "Pod": {"group": "", "path": ["spec"]}, "ReplicaSet": {"group": "apps", "path": ["spec", "template", "spec"]}, "ReplicationController": {"group": "", "path": ["spec", "template", "spec"]}, "StatefulSet": {"group": "apps", "path": ["spec", "template", "spec"]}}
@@ -40,18 +47,29 @@ pod_spec := kupe.pod_spec(resource, pod_spec_paths)
 
 workload := kupe.workload(resource, namespace)
 
-# securityContext.allowPrivilegeEscalation must be false
-ok_0(x) if {
+# On an UPDATE, the object it replaces: a subject that failed a check there too, under the
+# exemptions that select the object, is no new violation.
+old_pod_spec := kupe.pod_spec(old_resource, pod_spec_paths)
+
+# Check 0, each container in containers, initContainers, ephemeralContainers: securityContext.allowPrivilegeEscalation must be false
+ok_0(x, _, _) if {
 	v := kupe.value(x, ["securityContext", "allowPrivilegeEscalation"])
 	is_boolean(v)
 	v == false
 }
 
+# The containers of a pod spec failing check 0, by name (exemptions applied).
+failing_0(spec, wl) := {name |
+	some x in kupe.containers(spec, ["containers", "initContainers", "ephemeralContainers"])
+	not ok_0(x, spec, wl)
+	name := object.get(x, "name", "")
+	not kupe.waived(wl, waivers, name)
+}
+
 violation contains {"msg": msg, "rule": rule_id, "level": level, "container": container, "fix": fix} if {
-	some x in kupe.containers(pod_spec, ["containers", "initContainers", "ephemeralContainers"])
-	not ok_0(x)
-	container := object.get(x, "name", "")
-	not kupe.waived(workload, waivers, container)
+	judged
+	some container in failing_0(pod_spec, workload)
+	not container in failing_0(old_pod_spec, workload)
 	msg := sprintf("%v: container %v: %v. Fix: %v", [rule_id, kupe.display(container), "securityContext.allowPrivilegeEscalation must be false", fix])
 }
 

@@ -2,15 +2,17 @@
 
 Order per rule, as in Kyverno: autogen expansion, match/exclude (no result when not
 selected), PolicyException (skip), rule values and ``context``, preconditions
-(skip), then the validation body.  On UPDATE a pattern verdict that is unchanged
-from the old object becomes a skip unless it passes (existing violations are not
-re-reported), as Kyverno does.
+(skip), then the validation body.  ``validate.allowExistingViolations`` (default true;
+Kyverno 1.13+, pkg/engine/handlers/validation): on an UPDATE, a failing Enforce rule is
+judged again on the old object as if it were created (``request.object`` the old object,
+no ``request.oldObject``, operation CREATE, no subresource); when that fails too, the rule
+is skipped.  The comparison is per rule: any old failure excuses any new one.
 """
 
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any, Mapping, Sequence
 
@@ -89,12 +91,16 @@ def _lookup(table: Mapping[str, Any] | None, rule_name: str) -> Mapping[str, Any
     return table.get(rule_name) or table.get(_base_name(rule_name)) or {}
 
 
-def _old_object_unchanged(validator: Validator, validate: Mapping[str, Any], context: dict[str, Any],
-                          old: Any, outcome: Outcome) -> Outcome:
-    old_outcome = validator.run(validate, copy.copy(context), old)
-    if old_outcome is not None and old_outcome.status == outcome.status and outcome.status != "pass":
-        return Outcome("skip", "skipping modified resource as validation results have not changed")
-    return outcome
+def _failed_before(rule: Mapping[str, Any], validate: Mapping[str, Any], validator: Validator,
+                   context: dict[str, Any], request: Request) -> bool:
+    """Kyverno's validateOldObject: the rule, matched and judged on the old object as its creation, fails."""
+    old = context["request"].get("oldObject")
+    if not isinstance(old, dict) or not rule_applies(rule, old, replace(request, operation="CREATE", subresource="")):
+        return False
+    before = copy.copy(context)
+    before["request"] = {**context["request"], "object": old, "oldObject": None, "operation": "CREATE"}
+    outcome = validator.run(validate, before, old, preconditions=rule.get("preconditions"), entries=rule.get("context"))
+    return outcome is not None and outcome.status == "fail"
 
 
 def evaluate(
@@ -109,13 +115,15 @@ def evaluate(
     old_resource: dict | None = None,
     rule_variables: Mapping[str, Mapping[str, Any]] | None = None,
     foreach_values: Mapping[str, Mapping[str, Sequence[Any]]] | None = None,
+    subresource: str = "",
 ) -> list[RuleResult]:
     """Evaluate the validate rules of ``policy`` (ClusterPolicy/Policy) on ``resource``.
 
     ``variables`` are global values (dotted names set nested fields, e.g.
     ``request.operation``); ``rule_variables`` / ``foreach_values`` map a rule name
     (base or autogen) to the values of a kyverno-test ``variables`` file.  Rules that
-    do not select the resource produce no result.
+    do not select the resource produce no result.  ``subresource`` is the request's (a Pod rule
+    also matches ``pods/ephemeralcontainers``; other subresources need their own kind selector).
     """
     resource = to_json(resource)
     old_resource = to_json(old_resource) if old_resource is not None else None
@@ -129,7 +137,7 @@ def evaluate(
         context["request"]["oldObject"] = copy.deepcopy(context["request"].get("object"))
     subject = context["request"]["object"] if operation != "DELETE" else context["request"]["oldObject"]
     subject = subject or {}
-    request = Request(operation, dict(namespace_labels or {}), dict(user_info or {}))
+    request = Request(operation, dict(namespace_labels or {}), dict(user_info or {}), subresource)
     key = policy_key(policy)
     policy_namespace = (policy.get("metadata") or {}).get("namespace") if policy.get("kind") == "Policy" else None
     if policy_namespace and policy_namespace != (subject.get("metadata") or {}).get("namespace"):
@@ -142,7 +150,7 @@ def evaluate(
             continue
         action = effective_action(spec, validate, subject, request.namespace_labels)
         outcome = _evaluate_rule(rule, validate, context, subject, request, exceptions, key,
-                                 rule_variables, foreach_values)
+                                 rule_variables, foreach_values, enforce=_enforces(spec, validate))
         results.append(RuleResult(key, str(rule.get("name")), outcome.status, outcome.message, action))
     return results
 
@@ -150,7 +158,7 @@ def evaluate(
 def _evaluate_rule(rule: Mapping[str, Any], validate: Mapping[str, Any], base: dict[str, Any],
                    subject: Mapping[str, Any], request: Request, exceptions: Sequence[dict], key: str,
                    rule_variables: Mapping[str, Mapping[str, Any]] | None,
-                   foreach_values: Mapping[str, Mapping[str, Sequence[Any]]] | None) -> Outcome:
+                   foreach_values: Mapping[str, Mapping[str, Sequence[Any]]] | None, *, enforce: bool) -> Outcome:
     rule_name = str(rule.get("name"))
     context = copy.copy(base)
     try:
@@ -172,8 +180,14 @@ def _evaluate_rule(rule: Mapping[str, Any], validate: Mapping[str, Any], base: d
                             entries=rule.get("context"))
     if outcome is None:
         return Outcome("error", "invalid validation rule: pattern, anyPattern, deny or foreach expected")
-    has_pattern = validate.get("pattern") is not None or validate.get("anyPattern") is not None
-    old = context["request"].get("oldObject")
-    if request.operation == "UPDATE" and has_pattern and old is not None and outcome.status in ("pass", "fail"):
-        return _old_object_unchanged(validator, validate, context, old, outcome)
+    if (outcome.status == "fail" and enforce and request.operation == "UPDATE"
+            and validate.get("allowExistingViolations", True) is not False
+            and _failed_before(rule, validate, validator, context, request)):
+        return Outcome("skip", "skipping the rule evaluation as pre-existing violations are allowed")
     return outcome
+
+
+def _enforces(spec: Mapping[str, Any], validate: Mapping[str, Any]) -> bool:
+    """The rule's own failure action (not its namespace overrides), as Kyverno reads it for existing violations."""
+    action = validate.get("failureAction") or spec.get("validationFailureAction") or "Audit"
+    return str(action).lower() == "enforce"

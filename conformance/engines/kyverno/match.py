@@ -9,6 +9,7 @@ when no request user info is known (background/CLI mode), as Kyverno does.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
@@ -22,6 +23,7 @@ class Request:
     operation: str
     namespace_labels: Mapping[str, str]
     user_info: Mapping[str, Any] = field(default_factory=dict)
+    subresource: str = ""  # e.g. "ephemeralcontainers" for `kubectl debug`, "status"
 
     @property
     def has_user_info(self) -> bool:
@@ -35,31 +37,44 @@ def resource_gvk(resource: Mapping[str, Any]) -> tuple[str, str, str]:
     return group, version, str(resource.get("kind") or "")
 
 
-def _parse_kind_selector(selector: str) -> tuple[str, str, str, str]:
-    """(group, version, kind, subresource) from ``Kind``, ``v1/Kind``, ``g/v/Kind`` or ``Kind/sub``."""
+_VERSION = re.compile(r"^(v\d+((alpha|beta)\d+)?|\*)$")
+
+
+def parse_kind_selector(selector: str) -> tuple[str, str, str, str]:
+    """(group, version, kind, subresource) of `Kind`, `v1/Kind`, `g/v/Kind`, `Kind/sub` or `Kind.sub`,
+    as Kyverno's ParseKindSelector reads them (the last part may name a subresource after a dot)."""
     parts = selector.split("/")
+    parts = parts[:-1] + parts[-1].split(".")
     if len(parts) == 1:
         return "*", "*", parts[0], ""
     if len(parts) == 2:
-        if parts[0][:1].isupper() or parts[0] == "*" and parts[1][:1].islower():
+        if parts == ["*", "*"]:
+            return "*", "*", "*", "*"
+        if parts[0] == "*" and parts[1].lower() == parts[1]:
             return "*", "*", parts[0], parts[1]
-        return "*", parts[0], parts[1], ""
+        if _VERSION.match(parts[0]):
+            return "*", parts[0], parts[1], ""
+        return "*", "*", parts[0], parts[1]
     if len(parts) == 3:
+        if _VERSION.match(parts[0]):
+            return "*", parts[0], parts[1], parts[2]
         return parts[0], parts[1], parts[2], ""
-    return parts[0], parts[1], parts[2], "/".join(parts[3:])
+    if len(parts) == 4:
+        return parts[0], parts[1], parts[2], parts[3]
+    return "", "", "", ""
 
 
-def kind_matches(selectors: Sequence[str], resource: Mapping[str, Any]) -> bool:
-    """True when any kind selector names the resource's group/version/kind."""
+def kind_matches(selectors: Sequence[str], resource: Mapping[str, Any], subresource: str = "") -> bool:
+    """Kyverno's CheckKind: a selector names the resource's group/version/kind and the request's
+    subresource; a Pod selector without one also matches `pods/ephemeralcontainers` requests."""
     group, version, kind = resource_gvk(resource)
     for selector in selectors:
-        if selector == "*":
-            return True
-        s_group, s_version, s_kind, s_sub = _parse_kind_selector(selector)
-        if s_sub:
-            continue
+        s_group, s_version, s_kind, s_sub = parse_kind_selector(selector)
         if wildcard_match(s_group, group) and wildcard_match(s_version, version) and wildcard_match(s_kind, kind):
-            return True
+            if wildcard_match(s_sub, subresource):
+                return True
+            if (group, version, kind) == ("", "v1", "Pod") and subresource == "ephemeralcontainers":
+                return True
     return False
 
 
@@ -116,7 +131,7 @@ def _block_errors(block: Mapping[str, Any], resource: Mapping[str, Any], request
     metadata = resource.get("metadata") or {}
     name = metadata.get("name") or metadata.get("generateName") or ""
     kinds = description.get("kinds") or []
-    if kinds and not kind_matches(kinds, resource):
+    if kinds and not kind_matches(kinds, resource, request.subresource):
         errors.append("kind")
     if description.get("name") and not wildcard_match(description["name"], name):
         errors.append("name")

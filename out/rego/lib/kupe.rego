@@ -52,6 +52,18 @@ effective(spec, c, container_path, pod_path) := v if {
 	v := value(spec, pod_path)
 }
 
+# The namespace a request is judged in: the request's; for a bare manifest its own, else "default",
+# where kubectl would create it.
+namespace(request, resource) := ns if {
+	ns := object.get(request, "namespace", "")
+	is_string(ns)
+	ns != ""
+} else := ns if {
+	ns := object.get(resource, ["metadata", "namespace"], "")
+	is_string(ns)
+	ns != ""
+} else := "default"
+
 # What exemptions select on: the request namespace, the object's name and its own labels.
 workload(resource, namespace) := {
 	"namespace": namespace,
@@ -64,7 +76,7 @@ labels(resource) := found if {
 	is_object(found)
 } else := {}
 
-any_or_member(list, x) if count(list) == 0
+any_or_member(list, _) if count(list) == 0
 
 any_or_member(list, x) if x in list
 

@@ -1,0 +1,283 @@
+"""The API server's typed decoding of an object, emulated from the Kubernetes OpenAPI schemas.
+
+Why: no admission engine ever sees a raw manifest. The API server first decodes the request body
+into the kind's Go struct: a value of the wrong JSON type is refused (HTTP 400, no admission at
+all), and nulls are rewritten the way Go's encoding/json leaves them. Offline, the conformance
+harness and `kupe-policy audit` decode the same way before any engine runs, so their verdicts
+are the cluster's (measured with the real API server: ../shared/ENGINE-NOTES.md).
+
+What decoding does, read off the schema of the kind (kubernetes-validate's strict schemas):
+- a field the schema does not know is dropped (the API server drops unknown fields, or refuses
+  the whole request under `fieldValidation=Strict`: either way no engine sees the field);
+- a null optional field (a Go pointer or `omitempty` field: not in the schema's `required`) is
+  dropped;
+- a null required field (no `omitempty`), a null map value and a null list item become the zero
+  value of their Go type: `""`, `0`, `false`, a struct holding its required fields' zero values,
+  the quantity `"0"` (so `resources.requests.cpu: null` is a present zero quantity, and
+  `seccompProfile: {type: null}` is `{type: ""}`);
+- a value of another JSON type refuses the object, and so do a number with a fraction where an
+  integer is expected, an integer out of range for its format, NaN and infinities (JSON has
+  neither, so no client can send them) and a quantity that does not parse;
+- YAML-only values become their JSON form (timestamps → RFC 3339 strings, non-string map keys →
+  strings), as `kubectl` converts YAML to JSON before sending it.
+
+A kind of a built-in API group that this Kubernetes version does not serve (say
+`extensions/v1beta1` DaemonSet) is refused; a kind of any other group is a custom resource, left
+as it is. Validation after decoding (`ValidatePod`: names, enums, immutable fields) is not
+emulated.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import re
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from kubernetes_validate.utils import all_versions, major_minor, schema_contents
+
+__all__ = ["KUBERNETES_VERSION", "Rejected", "decode"]
+
+KUBERNETES_VERSION = "1.30"  # the oldest release every backend supports (admissionregistration.k8s.io/v1 VAP)
+_REF = "#/$defs/"
+_QUANTITY = "io.k8s.apimachinery.pkg.api.resource.Quantity"
+_INT_OR_STRING = "io.k8s.apimachinery.pkg.util.intstr.IntOrString"
+# resource.Quantity's canonical syntax: a signed decimal, then a binary/decimal suffix or an exponent.
+_QUANTITY_SYNTAX = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+|Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?$")
+_INT_RANGE = {"int32": (-(2**31), 2**31 - 1), "int64": (-(2**63), 2**63 - 1)}
+_DROP = object()  # a Go nil: the field is not shown to engines
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """The API server refuses the object before any admission engine sees it."""
+
+    path: tuple[str | int, ...]
+    reason: str
+
+    @property
+    def field(self) -> str:
+        """`spec.containers[0].securityContext.runAsNonRoot`, as the API server names fields."""
+        text = ""
+        for part in self.path:
+            text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
+        return text or "(object)"
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.reason}"
+
+
+class _Refused(Exception):
+    def __init__(self, path: tuple[str | int, ...], reason: str) -> None:
+        super().__init__(reason)
+        self.rejected = Rejected(path, reason)
+
+
+def decode(obj: Any, version: str = KUBERNETES_VERSION) -> Any:
+    """The object as the API server decodes it, or `Rejected` naming the field and the reason.
+
+    Objects that are not mappings with a string apiVersion and kind, and custom resources, are
+    returned unchanged: they are no workloads, and no built-in schema describes them.
+    """
+    if not isinstance(obj, dict) or not isinstance(obj.get("kind"), str) or not isinstance(obj.get("apiVersion"), str):
+        return obj
+    group, _, api_version = obj["apiVersion"].rpartition("/")
+    schema = _kind_schema(version, group, api_version, obj["kind"])
+    if schema is None:
+        if group in _builtin_groups(version) or group == "extensions":
+            return Rejected(("apiVersion",), f"{obj['apiVersion']} {obj['kind']} is not served by Kubernetes {version}")
+        return obj
+    try:
+        return _decode(obj, schema, (), version)
+    except _Refused as refused:
+        return refused.rejected
+
+
+# --- schemas ---------------------------------------------------------------------------------
+
+
+@cache
+def _folder(version: str) -> str:
+    release = [v for v in all_versions() if major_minor(v) == version]
+    if not release:
+        raise ValueError(f"kubernetes-validate ships no schemas for Kubernetes {version}")
+    return f"kubernetes-json-schema/v{release[-1]}-local-strict"
+
+
+@cache
+def _definitions(version: str) -> dict[str, Any]:
+    return schema_contents(f"{_folder(version)}/_definitions.json", version)["$defs"]
+
+
+@cache
+def _builtin_groups(version: str) -> frozenset[str]:
+    return frozenset(gvk["group"] for d in _definitions(version).values() for gvk in d.get("x-kubernetes-group-version-kind", ()))
+
+
+@cache
+def _kind_schema(version: str, group: str, api_version: str, kind: str) -> dict[str, Any] | None:
+    """The definition of (group, version, kind), found by its x-kubernetes-group-version-kind."""
+    for name, definition in _definitions(version).items():
+        for gvk in definition.get("x-kubernetes-group-version-kind", ()):
+            if (gvk["group"], gvk["version"], gvk["kind"]) == (group, api_version, kind) and "properties" in definition:
+                return {"$ref": _REF + name}
+    return None
+
+
+def _resolve(schema: dict[str, Any], version: str) -> tuple[str, dict[str, Any]]:
+    """(definition name or "", the schema with its $ref followed)."""
+    ref = schema.get("$ref")
+    if ref is None:
+        return "", schema
+    name = ref.rsplit("/", 1)[-1]
+    return name, _definitions(version)[name]
+
+
+def _types(schema: dict[str, Any]) -> set[str]:
+    declared = schema.get("type")
+    return {declared} if isinstance(declared, str) else set(declared or ()) - {"null"}
+
+
+# --- decoding ----------------------------------------------------------------------------------
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, (str, dt.date)):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__
+
+
+def _shown(value: Any) -> str:
+    text = json.dumps(value, default=str) if not isinstance(value, float) or math.isfinite(value) else str(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _expected(path: tuple[str | int, ...], wanted: str, value: Any) -> _Refused:
+    return _Refused(path, f"expected {wanted}, got {_json_type(value)} {_shown(value)}")
+
+
+def _decode(value: Any, schema: dict[str, Any], path: tuple[str | int, ...], version: str) -> Any:
+    """`value` (never None) decoded against `schema`; raises _Refused."""
+    name, schema = _resolve(schema, version)
+    if name == _QUANTITY:
+        return _quantity(value, path)
+    if name == _INT_OR_STRING:
+        if isinstance(value, str):
+            return value
+        return _integer(value, "int32", path, "an integer or a string")
+    types = _types(schema)
+    if "object" in types:
+        return _object(value, schema, path, version)
+    if "array" in types:
+        if not isinstance(value, list):
+            raise _expected(path, "an array", value)
+        items = schema.get("items") or {}
+        return [_decode(item, items, (*path, index), version) if item is not None else _zero(items, version)
+                for index, item in enumerate(value)]
+    if "string" in types:
+        if isinstance(value, dt.datetime):
+            return (value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)).isoformat().replace("+00:00", "Z")
+        if isinstance(value, dt.date):
+            return value.isoformat()
+        if not isinstance(value, str):
+            raise _expected(path, "a string", value)
+        return value
+    if "boolean" in types:
+        if not isinstance(value, bool):
+            raise _expected(path, "a boolean", value)
+        return value
+    if "integer" in types:
+        return _integer(value, schema.get("format", "int64"), path, "an integer")
+    if "number" in types:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise _expected(path, "a number", value)
+        return value
+    return value  # a free-form value (RawExtension, JSON): kept as it is
+
+
+def _object(value: Any, schema: dict[str, Any], path: tuple[str | int, ...], version: str) -> Any:
+    if not isinstance(value, dict):
+        raise _expected(path, "an object", value)
+    properties = schema.get("properties")
+    values = schema.get("additionalProperties")
+    if properties is None and not isinstance(values, dict):
+        return value  # free-form (x-kubernetes-preserve-unknown-fields)
+    decoded: dict[str, Any] = {}
+    if properties is None:  # a map: every key is a string, a null value is the zero value
+        for key, item in value.items():
+            text = _key(key)
+            decoded[text] = _zero(values, version) if item is None else _decode(item, values, (*path, text), version)
+        return {k: v for k, v in decoded.items() if v is not _DROP}
+    required = set(schema.get("required") or ())
+    for key, item in value.items():
+        text = _key(key)
+        if text not in properties:
+            continue
+        if item is None:
+            decoded[text] = _zero(properties[text], version) if text in required else _DROP
+        else:
+            decoded[text] = _decode(item, properties[text], (*path, text), version)
+    return {k: v for k, v in decoded.items() if v is not _DROP}
+
+
+def _key(key: Any) -> str:
+    """A YAML key as kubectl's YAML-to-JSON conversion writes it."""
+    if isinstance(key, bool):
+        return "true" if key else "false"
+    return key if isinstance(key, str) else str(key)
+
+
+def _integer(value: Any, fmt: str, path: tuple[str | int, ...], wanted: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _expected(path, wanted, value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise _Refused(path, f"{value} is not a JSON number")
+        if not value.is_integer():
+            raise _expected(path, wanted, value)
+        value = int(value)  # YAML `1.0` reaches the API server as the JSON number 1
+    low, high = _INT_RANGE.get(fmt, _INT_RANGE["int64"])
+    if not low <= value <= high:
+        raise _Refused(path, f"{value} is out of range for {fmt}")
+    return value
+
+
+def _quantity(value: Any, path: tuple[str | int, ...]) -> str | int | float:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise _Refused(path, f"{value} is not a JSON number")
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise _expected(path, "a quantity", value)
+    if isinstance(value, str) and not _QUANTITY_SYNTAX.match(value):
+        raise _Refused(path, f"quantity {_shown(value)} does not parse (e.g. 100m, 1.5, 128Mi)")
+    return value
+
+
+def _zero(schema: dict[str, Any], version: str) -> Any:
+    """The JSON form of a Go zero value; _DROP for nil (pointers, slices, maps, timestamps)."""
+    name, schema = _resolve(schema, version)
+    if name == _QUANTITY:
+        return "0"
+    if name == _INT_OR_STRING:
+        return 0
+    types = _types(schema)
+    if "object" in types and schema.get("properties") is not None:
+        fields = {key: _zero(schema["properties"][key], version) for key in schema.get("required") or ()}
+        return {k: v for k, v in fields.items() if v is not _DROP}
+    if "string" in types and schema.get("format") != "date-time":
+        return ""
+    if "boolean" in types:
+        return False
+    if "integer" in types or "number" in types:
+        return 0
+    return _DROP
