@@ -11,6 +11,8 @@ def ref(node: ir.Ref) -> str:
     if isinstance(node, ir.EffectiveRef):
         pod = ".".join(node.pod_path)
         return f"{node.dotted()} (or the pod's {pod} when the container leaves it unset)"
+    if isinstance(node, ir.NormalPath):
+        return f"{node.dotted()} (as a path, without //, /./ or a trailing /)"
     return node.dotted()
 
 

@@ -143,6 +143,13 @@ class FieldCheck:
     def present(self) -> ir.Check:
         return self._check(ir.Present(self.ref))
 
+    def as_path(self) -> FieldCheck:
+        """Compare the field as a filesystem path in normal form (`//`, `/./`, a trailing `/` removed;
+        a `..` segment never complies)."""
+        if not isinstance(self.ref, ir.FieldRef):
+            raise _fail(_caller_loc(), "as_path: only a plain field (not an effective value) is read as a path")
+        return FieldCheck(self.subject, ir.NormalPath(self.ref))
+
 
 @dataclass(frozen=True)
 class SubjectBuilder:

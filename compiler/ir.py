@@ -77,7 +77,28 @@ class EffectiveRef:
         return ".".join(self.container_path)
 
 
-Ref = FieldRef | EffectiveRef
+@dataclass(frozen=True)
+class NormalPath:
+    """A field holding a filesystem path, read in normal form: empty and `.` segments dropped, so
+    `//`, `/./` and a trailing `/` spell nothing else (an absolute path keeps its leading `/`).
+    A path with a `..` segment has no normal form: it reads as a value of the wrong type, so it
+    never complies (the API server refuses such a hostPath; offline it must not slip through)."""
+
+    field: FieldRef
+
+    @property
+    def scope(self) -> Scope:
+        return self.field.scope
+
+    @property
+    def path(self) -> FieldPath:
+        return self.field.path
+
+    def dotted(self) -> str:
+        return self.field.dotted()
+
+
+Ref = FieldRef | EffectiveRef | NormalPath
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ A case file under conformance/cases/ is a YAML list of cases:
       old: {set: {...}, unset: [...]}     # UPDATE: the old object is the object with these edits
       rejected: 'containers[0].securityContext.runAsNonRoot: expected a boolean'   # the API server's
                                           #   decoder refuses the object (engines still judge it raw)
+      error: not JSON                     # no engine can judge the raw object either: each must say so
       exemption: system-namespaces        # optional: the exemption that makes listed-as-pass rules pass
       as_of: 2027-02-15                   # optional: compile date (exemption expiry cases)
       controllers: true                   # default: a Pod case is also run wrapped in every pod controller
@@ -43,7 +44,7 @@ OPERATIONS = ("CREATE", "UPDATE", "DELETE")
 CASES_DIR = Path(__file__).resolve().parent / "cases"
 BASES = Path(__file__).resolve().parent / "bases.yaml"
 _CASE_KEYS = {"name", "description", "expect", "exemption", "as_of", "controllers", "known_failures", "object",
-              "base", "set", "unset", "operation", "subresource", "old", "rejected"}
+              "base", "set", "unset", "operation", "subresource", "old", "rejected", "error"}
 _PATH_PART = re.compile(r"\[([^\]]+)\]|([^.\[\]]+)")
 
 
@@ -58,6 +59,7 @@ class Case:
     exemption: str | None = None
     known_failures: dict[str, str] = field(default_factory=dict)
     rejected: str | None = None  # part of the decoder's refusal, when the API server refuses the object
+    error: str | None = None  # part of the message with which every engine refuses to judge the raw object
 
     @property
     def object(self) -> dict[str, Any]:
@@ -65,7 +67,7 @@ class Case:
         return self.request.subject
 
     def expected(self, rule: str) -> str:
-        return self.expect.get(rule, "pass")
+        return "error" if self.error is not None else self.expect.get(rule, "pass")
 
 
 def parse_path(text: str) -> list[str]:
@@ -130,13 +132,18 @@ def bases() -> dict[str, dict[str, Any]]:
 
 
 # Where each controller keeps its pod template (metadata and spec).
+def _labels(pod: dict[str, Any]) -> Any:
+    metadata = pod.get("metadata")
+    return copy.deepcopy(metadata.get("labels")) if isinstance(metadata, dict) else None
+
+
 def _template(pod: dict[str, Any]) -> dict[str, Any]:
-    labels = pod.get("metadata", {}).get("labels") or {}
-    return {"metadata": {"labels": dict(labels)}, "spec": copy.deepcopy(pod.get("spec", {}))}
+    return {"metadata": {"labels": _labels(pod) or {}}, "spec": copy.deepcopy(pod.get("spec", {}))}
 
 
 def _selector(pod: dict[str, Any]) -> dict[str, Any]:
-    return {"matchLabels": dict(pod.get("metadata", {}).get("labels") or {"app": "case"})}
+    labels = _labels(pod)
+    return {"matchLabels": labels if isinstance(labels, dict) and labels else {"app": "case"}}
 
 
 def _job_spec(pod: dict[str, Any]) -> dict[str, Any]:
@@ -160,7 +167,9 @@ def wrap(pod: dict[str, Any], kind: str) -> dict[str, Any]:
     """The Pod's spec as the pod template of a controller of `kind`, with the Pod's metadata."""
     api_version, spec = CONTROLLERS[kind]
     kept = ("name", "namespace", "labels", "annotations", "finalizers")
-    metadata = {k: copy.deepcopy(v) for k, v in pod.get("metadata", {}).items() if k in kept}
+    metadata = pod.get("metadata")
+    if isinstance(metadata, dict):  # else (malformed on purpose) the controller carries it as it is
+        metadata = {k: copy.deepcopy(v) for k, v in metadata.items() if k in kept}
     return {"apiVersion": api_version, "kind": kind, "metadata": metadata, "spec": spec(pod)}
 
 
@@ -235,14 +244,16 @@ def _parse(path: Path, entry: Any, rules: set[str] | None) -> list[Case]:
     failures = entry.get("known_failures") or {}
     if not isinstance(failures, dict) or not all(isinstance(v, str) and v for v in failures.values()):
         raise _fail(path, entry, f"case {name!r}: known_failures must map backend names to reasons")
-    rejected = entry.get("rejected")
-    if rejected is not None and not (isinstance(rejected, str) and rejected):
-        raise _fail(path, entry, f"case {name!r}: rejected must be a part of the decoder's message")
+    rejected, error = entry.get("rejected"), entry.get("error")
+    if any(text is not None and not (isinstance(text, str) and text) for text in (rejected, error)):
+        raise _fail(path, entry, f"case {name!r}: rejected and error must be a part of the decoder's or the engines' message")
+    if error is not None and (rejected is None or expect):
+        raise _fail(path, entry, f"case {name!r}: a case no engine can judge is refused by the decoder too, and expects no verdict")
     obj = _object(path, entry, name)
     request = _request(path, entry, name, obj)
     source = f"{path.relative_to(CASES_DIR.parent.parent) if path.is_relative_to(CASES_DIR.parent.parent) else path}:{entry.line}"
     common = dict(expect=dict(expect), source=source, as_of=as_of, exemption=entry.get("exemption"),
-                  known_failures=dict(failures), rejected=rejected)
+                  known_failures=dict(failures), rejected=rejected, error=error)
     cases = [Case(name=name, kind=obj["kind"], request=request, **common)]
     if obj["kind"] == "Pod" and entry.get("controllers", request.subresource != "ephemeralcontainers"):
         cases += [Case(name=name, kind=kind, request=_wrap(request, kind), **common) for kind in CONTROLLERS]

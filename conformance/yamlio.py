@@ -1,13 +1,36 @@
-"""Safe YAML loading that remembers the line of every mapping, for file:line messages."""
+"""Safe, bounded YAML loading that remembers the line of every mapping, for file:line messages.
+
+Untrusted input must not crash, hang or exhaust the machine, and one bad document must not hide
+the good ones beside it:
+- documents are read one at a time (a stream is split at its `---` and `...` lines), so a syntax
+  error costs only its own document;
+- safe construction only (libyaml's loader when PyYAML has it), mappings become `LineDict`s;
+- nesting deeper than MAX_DEPTH is refused before libyaml's recursive composer sees it (a few
+  hundred thousand levels overflow its C stack);
+- a document whose aliases expand to more than MAX_NODES nodes (a "billion laughs" bomb: 480
+  bytes can stand for 10^8 nodes, which every later walk of the object would visit), or that
+  refers to itself, is refused; shared references are counted once per use, as a walk sees them.
+Both checks are skipped where a cheap look at the text proves them unnecessary (no anchors; no
+line long enough and no brackets enough to nest that deep), so ordinary manifests load at
+libyaml's speed.
+"""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from compiler.errors import InputError
+
+MAX_DEPTH = 200  # Kubernetes objects nest a few dozen levels; CRD schemas perhaps a hundred
+MAX_NODES = 1_000_000  # per document, aliases expanded
+_BASE = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_DOCUMENT_MARKER = re.compile(r"^(---|\.\.\.)(?=\s|$)", re.MULTILINE)
 
 
 class LineDict(dict):
@@ -16,32 +39,138 @@ class LineDict(dict):
     line: int = 0
 
 
-class _LineLoader(yaml.SafeLoader):
-    """SafeLoader (no arbitrary objects) whose mappings are LineDicts."""
+class _LineLoader(_BASE):  # type: ignore[misc,valid-type]
+    """Safe construction (no arbitrary objects) whose mappings are LineDicts; `offset` is the line
+    the loaded text starts at in its file."""
+
+    offset = 0
 
 
 def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> LineDict:
     mapping = LineDict(loader.construct_mapping(node, deep=True))
-    mapping.line = node.start_mark.line + 1
+    mapping.line = loader.offset + node.start_mark.line + 1
     return mapping
 
 
 _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
+@dataclass(frozen=True)
+class YamlProblem:
+    """A document that could not be loaded: its 1-based line and why."""
+
+    line: int
+    message: str
+
+
+def documents(text: str) -> Iterator[Any | YamlProblem]:
+    """Every document of a YAML stream (None for empty ones is left out), or a YamlProblem in its place."""
+    for offset, chunk in _chunks(text):
+        loader = _LineLoader(chunk)
+        loader.offset = offset
+        try:
+            while loader.check_node():
+                node = loader.get_node() if _plain(chunk) else _checked_node(loader, chunk, offset)
+                document = loader.construct_document(node)
+                if document is not None:
+                    yield document
+        except yaml.YAMLError as error:
+            mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
+            problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+            yield YamlProblem(offset + (mark.line + 1 if mark else 1), f"invalid YAML: {problem}")
+        except _Refused as refused:
+            yield YamlProblem(refused.line, refused.reason)
+        except (ValueError, TypeError, OverflowError) as error:  # a value libyaml parsed but Python cannot build
+            yield YamlProblem(offset + 1, f"invalid YAML value: {error}")
+        finally:
+            loader.dispose()
+
+
+def _chunks(text: str) -> Iterator[tuple[int, str]]:
+    """(line offset, text) of each document-sized piece, cut before every `---` or `...` line."""
+    starts = [0, *(m.start() for m in _DOCUMENT_MARKER.finditer(text) if m.start())]
+    for start, end in zip(starts, [*starts[1:], len(text)]):
+        yield text.count("\n", 0, start), text[start:end]
+
+
+def _plain(chunk: str) -> bool:
+    """No anchors (so no aliases) and no room to nest MAX_DEPTH levels: nothing to check."""
+    if "&" in chunk:
+        return False
+    longest = max((len(line) for line in chunk.splitlines()), default=0)
+    return longest + chunk.count("[") + chunk.count("{") < MAX_DEPTH
+
+
+class _Refused(Exception):
+    def __init__(self, line: int, reason: str) -> None:
+        super().__init__(reason)
+        self.line, self.reason = line, reason
+
+
+def _checked_node(loader: _LineLoader, chunk: str, offset: int) -> yaml.Node:
+    """The next document's node graph, once its nesting and expanded size are known to be bounded."""
+    _check_depth(chunk, offset)
+    node = loader.get_node()
+    _check_size(node, offset)
+    return node
+
+
+def _check_depth(chunk: str, offset: int) -> None:
+    """Nesting depth from libyaml's event stream (iterative, so no depth can crash it)."""
+    depth = 0
+    for event in yaml.parse(chunk, Loader=_BASE):
+        if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise _Refused(offset + event.start_mark.line + 1, f"nesting deeper than {MAX_DEPTH} levels")
+        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            depth -= 1
+        elif isinstance(event, yaml.DocumentEndEvent):
+            return
+
+
+def _check_size(root: yaml.Node, offset: int) -> None:
+    """The node count with every alias expanded, computed once per distinct node (iteratively)."""
+    sizes: dict[int, int] = {}
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    open_nodes: set[int] = set()
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        if done:
+            open_nodes.discard(key)
+            size = 1 + sum(sizes[id(child)] for child in _children(node))
+            if size > MAX_NODES:
+                raise _Refused(offset + root.start_mark.line + 1,
+                               f"the document expands to more than {MAX_NODES:,} nodes (YAML aliases)")
+            sizes[key] = size
+        elif key not in sizes:
+            if key in open_nodes:
+                raise _Refused(offset + node.start_mark.line + 1, "the document refers to itself (a recursive YAML alias)")
+            open_nodes.add(key)
+            stack.append((node, True))
+            stack.extend((child, False) for child in _children(node) if id(child) not in sizes)
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
 def load_documents(path: Path) -> list[Any]:
-    """Every YAML document of a file; a read or syntax error becomes an InputError with file:line."""
+    """Every YAML document of a trusted project file (a case, a base); any problem is an InputError with file:line."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise InputError(f"cannot read: {error}", str(path)) from None
-    try:
-        return [doc for doc in yaml.load_all(text, Loader=_LineLoader) if doc is not None]
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
-        raise InputError(f"invalid YAML: {problem}", where) from None
+    loaded = list(documents(text))
+    for document in loaded:
+        if isinstance(document, YamlProblem):
+            raise InputError(document.message, f"{path}:{document.line}")
+    return loaded
 
 
 def plain(value: Any) -> Any:

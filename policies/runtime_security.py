@@ -5,21 +5,25 @@ from compiler.dsl import PolicySet, Required, containers, pod, volumes
 RUNTIME_SOCKETS = (
     "/var/run/docker.sock",
     "/run/docker.sock",
+    "/var/run/cri-dockerd.sock",
+    "/run/cri-dockerd.sock",
     "/var/run/containerd/containerd.sock",
     "/run/containerd/containerd.sock",
+    "/run/k3s/containerd/containerd.sock",
+    "/run/host-containerd/containerd.sock",
     "/var/run/crio/crio.sock",
     "/run/crio/crio.sock",
+    "/run/podman/podman.sock",
+    "/var/run/podman/podman.sock",
 )
 
 
 def socket_paths(sockets: tuple[str, ...]) -> list[str]:
-    """Each socket and every directory above it, with and without a trailing slash."""
+    """Each socket and every directory above it (paths in normal form: the check reads the field as a path)."""
     paths: set[str] = {"/"}
     for socket in sockets:
         parts = socket.strip("/").split("/")
-        for depth in range(1, len(parts) + 1):
-            path = "/" + "/".join(parts[:depth])
-            paths.update({path, path + "/"})
+        paths.update("/" + "/".join(parts[:depth]) for depth in range(1, len(parts) + 1))
     return sorted(paths)
 
 
@@ -44,8 +48,8 @@ runtime.rule(
 runtime.rule(
     "disallow-runtime-socket-mounts", Required,
     title="Disallow container runtime socket mounts",
-    rationale="Whoever reaches the Docker, containerd or CRI-O socket controls every container on the node.",
-    check=volumes().field("hostPath.path").none_of(socket_paths(RUNTIME_SOCKETS)),
+    rationale="Whoever reaches the Docker, cri-dockerd, containerd, CRI-O or Podman socket controls every container on the node.",
+    check=volumes().field("hostPath.path").as_path().none_of(socket_paths(RUNTIME_SOCKETS)),
     fix="Remove hostPath volumes that expose a container runtime socket or a directory holding one",
 )
 

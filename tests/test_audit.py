@@ -28,7 +28,7 @@ def audit(*args: str) -> tuple[int, str]:
 def test_reads_every_input_shape_and_reports_bad_files(project: Path) -> None:
     code, out = audit(str(MANIFESTS), "--format", "json")
     report = json.loads(out)
-    assert code == 1, "the dumped Pod violates required rules"
+    assert code == 2, "a file could not be read in full: the run is no verdict, though the violations are reported"
     found = {(v["kind"], v["namespace"], v["name"], v["rule"], v["verdict"]) for v in report["violations"]}
     assert ("Deployment", "web", "frontend", "read-only-root-filesystem", "audit") in found
     assert ("Pod", "ops", "debug-shell", "run-as-non-root", "deny") in found  # from a kubectl List dump (JSON)
@@ -56,7 +56,7 @@ def test_recommended_violations_only_warn(project: Path) -> None:
 def test_no_readable_file_is_a_usage_error(project: Path) -> None:
     result = run_cli("audit", str(MANIFESTS / "truncated.yaml"), str(project / "missing"))
     assert result.exit_code == 2
-    assert "truncated.yaml:6: invalid YAML/JSON" in result.stderr and "missing: no such file" in result.stderr
+    assert "truncated.yaml:6: invalid YAML" in result.stderr and "missing: no such file" in result.stderr
     assert "Traceback" not in result.output
 
 
@@ -124,7 +124,8 @@ def test_cached_verdicts_equal_engine_verdicts_on_the_conformance_cases() -> Non
     """The verdict key never merges objects that the engine judges differently."""
     program, _ = pipeline.build_program(REPO / "policies", dt.date(2026, 11, 1))
     cached, direct = Auditor(program, ["rego"]), Auditor(program, ["rego"], cache=False)
-    objects = [case.object for case in load_cases() if case.as_of is None and case.request.operation == "CREATE"]
+    objects = [case.object for case in load_cases()
+               if case.as_of is None and case.request.operation == "CREATE" and isinstance(case.object.get("metadata"), dict)]
     renamed = [dict(obj, metadata=dict(obj.get("metadata") or {}, name=f"copy-{i}")) for i, obj in enumerate(objects)]
     for obj in objects + renamed:
         assert cached.evaluate(Request.create(obj)) == direct.evaluate(Request.create(obj)), obj
@@ -165,7 +166,7 @@ def test_an_object_no_engine_could_judge_is_never_a_pass(project: Path, monkeypa
     monkeypatch.setattr(RegoAdapter, "evaluate", broken)
     result = run_cli("audit", "--as-of", AS_OF, str(MANIFESTS / "mixed"))
     assert result.exit_code == 2
-    assert "could not be evaluated" in result.output and "engine down" in result.output
+    assert "rego could not evaluate: engine down" in result.stderr and "the audit is incomplete" in result.stderr
 
 
 REQUESTS = REPO / "tests" / "fixtures" / "requests"
@@ -188,4 +189,4 @@ def test_an_object_the_api_server_refuses_is_reported_not_judged(project: Path) 
     assert report["violations"] == []
     assert report["problems"] == [{"where": f"{REQUESTS / 'refused.yaml'}:2", "message": (
         'the API server would refuse this Pod: spec.securityContext.runAsNonRoot: expected a boolean, got string "true"')}]
-    assert "the API server would refuse 1 object(s)" in result.stderr
+    assert "1 input problem(s)" in result.stderr and "Traceback" not in result.output

@@ -123,7 +123,8 @@ def test_exemptions_go_where_they_are_exact() -> None:
         {"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": ["kube-system"]}]}
     assert spec["matchConditions"] == [{
         "name": "waiver.policy.kupe.cloud/legacy",
-        "expression": "!(request.namespace in [\"billing\"] && object.?metadata.?name.orValue('') in [\"invoicer\"])"}]
+        "expression": "!(request.namespace in [\"billing\"] && (type(object.?metadata.orValue(null)) == map ? "
+                      "object.?metadata.?name.orValue(null) : null) in [\"invoicer\"])"}]
     assert {v["name"] for v in spec["variables"]} >= {"selected_sidecar", "selected_cni"}
 
     adapter = VapAdapter(files)

@@ -123,8 +123,10 @@ def test_widenings_and_container_waivers_are_inline_constants() -> None:
                    params={"caps": ["NET_BIND_SERVICE"]})
     lowered = CelLowering(rule, "vap", inline_waivers=rule.waivers).lower()
     names = variables(lowered)
-    assert names["selected_cni"] == 'request.namespace in ["net"] && object.?metadata.?labels[?"app"] == optional.of("cni")'
-    assert names["selected_debug"] == "object.?metadata.?name.orValue('') in [\"dbg\"]"
+    labels = "(type(object.?metadata.orValue(null)) == map ? object.?metadata.?labels.orValue(null) : null)"
+    assert names["selected_cni"] == f'request.namespace in ["net"] && type({labels}) == map && {labels}[?"app"] == optional.of("cni")'
+    assert names["selected_debug"] == ("(type(object.?metadata.orValue(null)) == map ? object.?metadata.?name.orValue(null) : null)"
+                                       ' in ["dbg"]'), "metadata that is no mapping holds no name"
     failing = names["failing_securityContext_capabilities_add"]
     assert ('["NET_BIND_SERVICE"] + ((variables.selected_cni && x.?name.orValue(\'\') in ["agent"]) ? ["NET_ADMIN"] : [])'
             in failing)

@@ -191,6 +191,12 @@ class KyvernoLowering:
     def lower_FieldRef(self, node: ir.FieldRef, check: ir.Check) -> str:
         return path(self._element(), node.path)
 
+    def lower_NormalPath(self, node: ir.NormalPath, check: ir.Check) -> str:
+        # One-item lists carry values JMESPath counts as false (null, false, "") through `||`.
+        v = path(self._element(), node.path)
+        normal = f"join('', [(starts_with({v}, '/') && '/') || '', join('/', split({v}, '/')[?@ != '' && @ != '.'])])"
+        return f"(((type({v}) != 'string' && [{v}]) || (contains(split({v}, '/'), '..') && [`false`]) || [{normal}]) | [0])"
+
     def lower_EffectiveRef(self, node: ir.EffectiveRef, check: ir.Check) -> str:
         if not isinstance(check.subject, ir.EachContainer):
             raise self.unsupported(node, check.loc, "an effective value needs a container subject")

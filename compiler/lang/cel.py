@@ -228,6 +228,12 @@ class CelLowering:
     def lower_FieldRef(self, ref: ir.FieldRef, x: str) -> str:
         return _guarded(x, ref.path)
 
+    def lower_NormalPath(self, ref: ir.NormalPath, x: str) -> str:
+        v = _guarded(x, ref.path)
+        segments = f"{v}.split('/')"
+        normal = f"({v}.startsWith('/') ? '/' : '') + {segments}.filter(s, s != '' && s != '.').join('/')"
+        return f"(type({v}) != string ? {v} : {segments}.exists(s, s == '..') ? dyn(false) : dyn({normal}))"
+
     def lower_EffectiveRef(self, ref: ir.EffectiveRef, x: str) -> str:
         container = _guarded(x, ref.container_path)
         return f"({container} != null ? {container} : {_guarded(self.var('podSpec'), ref.pod_path)})"
@@ -378,10 +384,11 @@ class CelLowering:
         if self.sources.exemptions is None:
             return []
         obj, data = self.sources.object, self.sources.exemptions
+        labels = _guarded(obj, ("metadata", "labels"))
         selects = " &&\n  ".join([
             _any_or_member("e", "namespaces", self.sources.namespace),
-            _any_or_member("e", "names", f"{obj}.?metadata.?name.orValue('')"),
-            f"has(e.labels) && e.labels.all(k, {obj}.?metadata.?labels[?k] == optional.of(e.labels[k]))",
+            _any_or_member("e", "names", _guarded(obj, ("metadata", "name"))),
+            f"has(e.labels) && e.labels.all(k, type({labels}) == map && {labels}[?k] == optional.of(e.labels[k]))",
         ])
         return [Variable(f"selected{kind.title()}", f"{data}.{kind}.filter(e,\n  {selects}\n)",
                          f"the {kind} of the exemption data whose namespace, name and label criteria select this object")
@@ -394,8 +401,9 @@ class CelLowering:
         if exemption.namespaces:
             terms.append(f"{self.sources.namespace} in {literal(list(exemption.namespaces))}")
         if exemption.names:
-            terms.append(f"{obj}.?metadata.?name.orValue('') in {literal(list(exemption.names))}")
-        terms += [f"{obj}.?metadata.?labels[?{literal(key)}] == optional.of({literal(value)})"
+            terms.append(f"{_guarded(obj, ('metadata', 'name'))} in {literal(list(exemption.names))}")
+        labels = _guarded(obj, ("metadata", "labels"))
+        terms += [f"type({labels}) == map && {labels}[?{literal(key)}] == optional.of({literal(value)})"
                   for key, value in exemption.labels]
         return " && ".join(terms) or "true"
 

@@ -130,6 +130,8 @@ class RegoLowering:
     def _value(self, ref: ir.Ref) -> str:
         if isinstance(ref, ir.EffectiveRef):
             return f"kupe.effective(spec, x, {literal(list(ref.container_path))}, {literal(list(ref.pod_path))})"
+        if isinstance(ref, ir.NormalPath):
+            return f"kupe.normal_path(kupe.value(x, {literal(list(ref.path))}))"
         return f"kupe.value(x, {literal(list(ref.path))})"
 
     def _unset(self, ref: ir.Ref) -> list[str]:

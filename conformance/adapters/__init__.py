@@ -10,6 +10,7 @@ admission attributes, Kyverno's policy context).
 from __future__ import annotations
 
 import importlib
+import json
 import pkgutil
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -51,6 +52,14 @@ class Request:
 
     def __str__(self) -> str:
         return self.operation + (f" {self.subresource}" if self.subresource else "")
+
+    def is_json(self) -> bool:
+        """Whether the objects are JSON: NaN and infinities are not, so no client sends them and no engine reads them."""
+        try:
+            json.dumps([self.object, self.old_object], allow_nan=False, default=str)
+        except ValueError:
+            return False
+        return True
 
 
 def namespace_of(obj: dict[str, Any]) -> str:
@@ -120,6 +129,12 @@ class Adapter(ABC):
     @abstractmethod
     def __init__(self, artifacts: dict[str, str]) -> None:
         """Build the engine from this backend's artifacts (paths relative to out/)."""
+
+    def judge(self, request: Request) -> dict[str, str]:
+        """`evaluate`, for a request an engine can read at all (JSON: engines read YAML through JSON)."""
+        if not request.is_json():
+            raise AdapterError("the object is not JSON (NaN or an infinity): no engine can read it")
+        return self.evaluate(request)
 
     @abstractmethod
     def evaluate(self, request: Request) -> dict[str, str]:

@@ -1,7 +1,9 @@
 """`kupe-policy audit` and `kupe-policy promote` (plugged into the CLI by entry point).
 
-Exit codes as everywhere: 0 ok, 1 a required rule is violated (audit) or a rule is not ready
-(promote --write), 2 usage errors or no input file could be read at all.
+Exit codes: 0 every input read and clean; 1 a required rule is violated or the engines disagree
+(audit), or a rule is not ready (promote --write); 2 usage errors, or any input that could not
+be read or judged (a file, a document, an object the API server would refuse, an engine
+error). When both 1 and 2 apply, 2 wins: an incomplete audit is no verdict.
 """
 
 from __future__ import annotations
@@ -35,12 +37,20 @@ def adapter_backends(choice: str) -> list[str]:
 
 
 def report_problems(run: AuditRun) -> None:
-    """Problems and notes on stderr, so that stdout stays one document; exit 2 if no file could be read."""
+    """Problems and notes on stderr, so that stdout stays one document."""
     for problem in run.inputs.problems:
         click.echo(f"error: {problem}", err=True)
     warn(run.inputs.notes)
+
+
+def incomplete(run: AuditRun) -> str | None:
+    """Why the run is no verdict (exit 2): an input it could not read, or an object it could not judge."""
     if not run.inputs.files_read:
-        raise InputError("no input file could be read")
+        return "no input file could be read"
+    if run.inputs.problems:
+        return (f"{len(run.inputs.problems)} input problem(s) (see above): the audit is incomplete, and nothing it "
+                "could not read or judge counts as compliant")
+    return None
 
 
 @click.command("audit")
@@ -60,11 +70,10 @@ def audit(paths: tuple[Path, ...], backend: str, output_format: str, as_of: dt.d
     click.echo(formats.RENDER[output_format](run))
     if run.disagreements:
         click.echo(f"warning: engine drift: backends disagree on {len(run.disagreements)} object(s)", err=True)
-    if run.unevaluated:
-        raise InputError(f"{run.unevaluated} object(s) could not be evaluated (see above): they are not known to comply")
-    if run.rejected:
-        raise InputError(f"the API server would refuse {len(run.rejected)} object(s) (see above): fix them before any rule can judge them")
-    if run.blocking:
+    reason = incomplete(run)
+    if reason:
+        raise InputError(reason)  # exit 2 wins over 1: a run that could not read everything is no verdict
+    if run.blocking or run.disagreements:
         sys.exit(1)
 
 

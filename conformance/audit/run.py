@@ -80,10 +80,21 @@ def _audit_files(files: list[Path]) -> Part:
     before = auditor.evaluations
     inputs = Inputs()
     for file in files:
-        inputs.extend(read_file(file, rules))
-    outcomes = [auditor.evaluate(w.request) for w in inputs.workloads]
+        try:
+            inputs.extend(read_file(file, rules))
+        except Exception as error:  # noqa: BLE001 - one file's failure must not end the run
+            inputs.problems.append(Problem(str(file), f"internal error reading this file: {type(error).__name__}: {error}"))
+    outcomes = [_judged(auditor, w) for w in inputs.workloads]
     inputs.workloads = [w.identity() for w in inputs.workloads]  # judged here: reports need only who and where
     return len(files), inputs, outcomes, auditor.evaluations - before
+
+
+def _judged(auditor: Auditor, workload: Workload) -> dict[str, Outcome] | Rejected:
+    """One object's outcome; an unexpected failure is that object's problem, and the run goes on."""
+    try:
+        return auditor.evaluate(workload.request)
+    except Exception as error:  # noqa: BLE001 - per-object isolation
+        return {backend: f"internal error judging this object: {type(error).__name__}: {error}" for backend in auditor.backends}
 
 
 def _chunks(files: list[Path]) -> list[list[Path]]:

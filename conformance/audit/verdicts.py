@@ -139,7 +139,7 @@ class Auditor:
         outcome: dict[str, Outcome] = {}
         for backend, adapter in self.adapters.items():
             try:
-                outcome[backend] = adapter.evaluate(request)
+                outcome[backend] = adapter.judge(request)
             except AdapterError as error:
                 outcome[backend] = f"{backend} could not evaluate: {error}"
         self.evaluations += 1

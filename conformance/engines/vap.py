@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .cel import CelCompileError, CelError, CelEvaluator, evaluator_for, to_cel
+from .objects import object_meta
 
 __all__ = ["Decision", "ValidationResult", "admit", "resource_for_kind", "selector_matches"]
 
@@ -189,7 +190,7 @@ class _Request:
 
 
 def _labels(obj: Mapping[str, Any] | None) -> dict[str, str]:
-    return dict(((obj or {}).get("metadata") or {}).get("labels") or {})
+    return dict(object_meta(obj).get("labels") or {})
 
 
 def _with_name_label(ns: Mapping[str, Any] | None, name: str) -> dict[str, Any]:
@@ -217,7 +218,7 @@ def _build_request(obj: dict | None, old: dict | None, operation: str, namespace
         group, _, version = subject["apiVersion"].rpartition("/")
     else:
         group, version = known_group, "v1"
-    meta = subject.get("metadata") or {}
+    meta = object_meta(subject)
     name = meta.get("name") or ""
     if resource == "namespaces" and group == "":
         return _Request(group, version, kind_name, resource, subresource, False, name, name,

@@ -20,6 +20,7 @@ from regopy import output as _rego_out
 
 from .cel_program import CelProgram, CelTemplateError
 from .match import MatchError, is_namespace, request_matches
+from ..objects import object_meta
 from .rego_source import (
     RegoSourceError,
     UnsupportedBuiltinError,
@@ -213,7 +214,7 @@ def admission_request(
         raise MatchError("neither object nor oldObject is defined")
     api_version = subject.get("apiVersion") or ""
     group, _, version = api_version.rpartition("/")
-    meta = subject.get("metadata") or {}
+    meta = object_meta(subject)
     request: dict[str, Any] = {
         "uid": "",
         "kind": {"group": group, "version": version, "kind": subject.get("kind") or ""},

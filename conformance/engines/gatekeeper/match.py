@@ -8,6 +8,7 @@ criterion. An admission request matches when its object *or* its oldObject match
 from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
+from ..objects import object_meta
 
 __all__ = [
     "MatchError",
@@ -81,7 +82,7 @@ def is_namespace(obj: Mapping[str, Any]) -> bool:
 
 
 def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
-    return obj.get("metadata") or {}
+    return object_meta(obj)
 
 
 def _kinds_match(match: Mapping[str, Any], obj: Mapping[str, Any]) -> bool:

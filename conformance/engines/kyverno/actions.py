@@ -14,6 +14,7 @@ from typing import Any, Mapping
 
 from .gotypes import wildcard_match
 from .match import selector_matches
+from ..objects import object_meta
 
 ENFORCE, AUDIT = "Enforce", "Audit"
 
@@ -25,7 +26,7 @@ def normalise_action(value: Any) -> str | None:
 
 
 def _namespace_of(resource: Mapping[str, Any]) -> str:
-    metadata = resource.get("metadata") or {}
+    metadata = object_meta(resource)
     if resource.get("kind") == "Namespace":
         return str(metadata.get("name") or "")
     return str(metadata.get("namespace") or "")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 from typing import Any, Mapping
+from ..objects import object_meta
 
 _SA_PREFIX = "system:serviceaccount:"
 
@@ -91,7 +92,7 @@ def base_context(
         "userInfo": copy.deepcopy(user),
         "roles": list(info.get("roles") or []),
         "clusterRoles": list(info.get("clusterRoles") or []),
-        "namespace": (subject.get("metadata") or {}).get("namespace"),
+        "namespace": object_meta(subject).get("namespace"),
     }
     context: dict[str, Any] = {"request": request, "images": images(subject)}
     username = str(user.get("username") or "")

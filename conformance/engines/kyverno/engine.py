@@ -24,6 +24,7 @@ from .exceptions import exception_name, matching_exception
 from .match import Request, rule_applies
 from .validation import UNSUPPORTED, Outcome, Validator
 from .variables import set_variable
+from ..objects import object_meta
 
 _CACHE_SIZE = 512
 
@@ -140,7 +141,7 @@ def evaluate(
     request = Request(operation, dict(namespace_labels or {}), dict(user_info or {}), subresource)
     key = policy_key(policy)
     policy_namespace = (policy.get("metadata") or {}).get("namespace") if policy.get("kind") == "Policy" else None
-    if policy_namespace and policy_namespace != (subject.get("metadata") or {}).get("namespace"):
+    if policy_namespace and policy_namespace != object_meta(subject).get("namespace"):
         return []
     spec = policy.get("spec") or {}
     results = []

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 from .gotypes import has_wildcard, wildcard_match
+from ..objects import object_meta
 
 
 @dataclass(frozen=True)
@@ -128,7 +129,7 @@ def _block_errors(block: Mapping[str, Any], resource: Mapping[str, Any], request
     if operations and request.operation not in operations:
         return ["operation does not match"]
     errors = []
-    metadata = resource.get("metadata") or {}
+    metadata = object_meta(resource)
     name = metadata.get("name") or metadata.get("generateName") or ""
     kinds = description.get("kinds") or []
     if kinds and not kind_matches(kinds, resource, request.subresource):

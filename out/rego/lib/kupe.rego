@@ -44,6 +44,24 @@ value(o, path) := v if {
 
 has_value(o, path) if object.get(o, path, null) != null
 
+# A path in normal form: empty and "." segments dropped; a ".." segment leaves no normal form
+# (false: a value of the wrong type, which never complies); a value that is no string stays.
+normal_path(v) := v if not is_string(v)
+
+normal_path(v) := false if {
+	is_string(v)
+	".." in split(v, "/")
+}
+
+normal_path(v) := concat("", [path_root(v), concat("/", [s | some s in split(v, "/"); s != ""; s != "."])]) if {
+	is_string(v)
+	not ".." in split(v, "/")
+}
+
+path_root(v) := "/" if startswith(v, "/")
+
+else := ""
+
 # The container's value, or the pod's when the container leaves it unset.
 effective(spec, c, container_path, pod_path) := v if {
 	v := value(c, container_path)
