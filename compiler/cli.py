@@ -1,7 +1,8 @@
 """The `kupe-policy` command line.
 
-Exit codes: 0 ok, 1 violations or drift, 2 usage or input errors. Errors print one line with
-file:line, never a traceback. Commands that need an evaluation engine (the conformance suite)
+Exit codes: 0 ok, 1 violations or drift, 2 usage, policy or input errors, 3 an internal error
+(a generated artifact that fails its own validation, or any other kupe-policy bug). Errors print
+one line with file:line, never a traceback. Commands that need an evaluation engine (the conformance suite)
 are plugged in through the `kupe_policy.commands` entry point group, so the compiler never
 imports the harness.
 """
@@ -9,6 +10,7 @@ imports the harness.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import sys
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -17,8 +19,12 @@ from typing import Any
 import click
 
 from . import pipeline
-from .errors import KupeError
+from .catalog import schedule
+from .errors import ArtifactError, KupeError
 from .output import stale, write_atomically
+
+
+INTERNAL_ERROR = ArtifactError.exit_code
 
 
 class KupeGroup(click.Group):
@@ -41,6 +47,13 @@ class KupeGroup(click.Group):
         except KupeError as error:
             click.echo(f"error: {error}", err=True)
             ctx.exit(error.exit_code)
+        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except Exception as error:  # a bug, never the user's: one line, exit 3 (KUPE_DEBUG=1 shows the traceback)
+            if os.environ.get("KUPE_DEBUG"):
+                raise
+            click.echo(f"internal error: {type(error).__name__}: {error} (a kupe-policy bug; KUPE_DEBUG=1 shows where)", err=True)
+            ctx.exit(INTERNAL_ERROR)
 
 
 def parse_date(ctx: click.Context, param: click.Parameter, value: str | None) -> dt.date:
@@ -138,9 +151,9 @@ def rules_command(as_of: dt.date, policies_dir: Path) -> None:
     program, warnings = pipeline.build_program(policies_dir, as_of)
     warn(warnings)
     backends = ",".join(pipeline.select_backends(()))
-    rows = [("RULE", "LEVEL", "BACKENDS", "EXEMPTIONS")] + [
-        (r.id, r.level.value, backends, ",".join(e.id for e in r.exemptions) or "-") for r in program.rules
+    rows = [("RULE", "LEVEL", "ENFORCEMENT", "BACKENDS", "EXEMPTIONS")] + [
+        (r.id, r.level.value, schedule(r) or "-", backends, ",".join(e.id for e in r.exemptions) or "-") for r in program.rules
     ]
-    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
     for row in rows:
-        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[3])
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[4])

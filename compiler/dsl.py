@@ -10,6 +10,7 @@ import contextvars
 import datetime as dt
 import re
 import sys
+import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,12 +78,39 @@ def _path(text: str, what: str, loc: ir.Loc) -> ir.FieldPath:
     return tuple(text.split("."))
 
 
+# Characters no artifact may carry: controls, lone surrogates (not even UTF-8), and the bidi
+# controls that make text read otherwise than it is (Trojan Source).
+_BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def _unprintable(text: str) -> str | None:
+    """The first character of `text` that no artifact may carry, as a \\u escape; None if there is none."""
+    for char in text:
+        if char in _BIDI or unicodedata.category(char) in ("Cc", "Cs"):
+            return f"\\u{ord(char):04x}"
+    return None
+
+
+def _text(value: object, what: str, loc: ir.Loc) -> str:
+    """Free text (a title, a reason): whitespace runs, line breaks included, become one space."""
+    if not isinstance(value, str) or not value.strip():
+        raise _fail(loc, f"{what}: must be a non-empty string")
+    text = " ".join(value.split())
+    bad = _unprintable(text)
+    if bad:
+        raise _fail(loc, f"{what}: holds the character {bad}, which no artifact may carry")
+    return text
+
+
 def _strings(value: object, what: str, loc: ir.Loc, *, allow_empty: bool = True) -> tuple[str, ...]:
     if isinstance(value, str) or not isinstance(value, Iterable):
         raise _fail(loc, f"{what}: expected a list of strings, got {value!r}")
     items = tuple(value)
     if not all(isinstance(item, str) and item for item in items):
         raise _fail(loc, f"{what}: expected a list of non-empty strings, got {list(items)!r}")
+    bad = next(filter(None, map(_unprintable, items)), None)
+    if bad:
+        raise _fail(loc, f"{what}: holds the character {bad}, which no artifact may carry")
     if not allow_empty and not items:
         raise _fail(loc, f"{what}: must not be empty")
     if len(set(items)) != len(items):
@@ -202,8 +230,7 @@ class PolicySet:
         self.loc = _caller_loc()
         if not isinstance(id, str) or not _ID.match(id):
             raise _fail(self.loc, f"PolicySet id: expected a lowercase DNS label, got {id!r}")
-        if not isinstance(title, str) or not title.strip():
-            raise _fail(self.loc, "PolicySet title: must be a non-empty string")
+        title = _text(title, "PolicySet title", self.loc)
         try:
             self.audit_action = ir.AuditAction(audit_action)
         except ValueError:
@@ -235,9 +262,8 @@ class PolicySet:
             raise _fail(loc, f"rule id: expected a lowercase DNS label like 'run-as-non-root', got {id!r}")
         if not isinstance(level, ir.Level):
             raise _fail(loc, f"{where} level: expected Required or Recommended, got {level!r}")
-        for name, text in (("title", title), ("rationale", rationale), ("fix", fix)):
-            if not isinstance(text, str) or not text.strip():
-                raise _fail(loc, f"{where} {name}: must be a non-empty string")
+        title, rationale, fix = (_text(text, f"{where} {name}", loc) for name, text in
+                                 (("title", title), ("rationale", rationale), ("fix", fix)))
         checks = (check,) if isinstance(check, ir.Check) else tuple(check) if isinstance(check, Sequence) else ()
         if not checks or not all(isinstance(c, ir.Check) for c in checks):
             raise _fail(loc, f"{where} check: expected a check like containers().field('…').equals(True), or a list of them")
@@ -259,7 +285,7 @@ class PolicySet:
         if any(r.id == id for r in self.rules):
             raise _fail(loc, f"{where} is declared twice in policy set {self.id!r}")
         rule = ir.Rule(
-            id=id, level=level, title=title, rationale=" ".join(rationale.split()), fix=fix, checks=checks,
+            id=id, level=level, title=title, rationale=rationale, fix=fix, checks=checks,
             params=tuple(sorted(declared.items())), kinds=tuple(k for k in POD_KINDS if k in chosen_kinds),
             policy_set=self.id, loc=loc, enforce_from=start, enforced_in=stage,
         )
@@ -303,11 +329,15 @@ def exempt(
     rule_ids = _strings(rules, f"{where} rules", loc, allow_empty=False)
     if not isinstance(reason, str) or not reason.strip():
         raise _fail(loc, f"{where} reason: must say why the exemption exists")
+    reason = _text(reason, f"{where} reason", loc)
     if not any(isinstance(x, str) and x.strip() for x in (owner, ticket)):
         raise _fail(loc, f"{where}: needs an owner or a ticket")
+    owner, ticket = (_text(x, f"{where} {name}", loc) if isinstance(x, str) and x.strip() else ""
+                     for name, x in (("owner", owner), ("ticket", ticket)))
     label_items = tuple(sorted((labels or {}).items()))
     if not all(isinstance(k, str) and k and isinstance(v, str) for k, v in label_items):
         raise _fail(loc, f"{where} labels: expected a mapping of strings, got {labels!r}")
+    _strings([part for pair in label_items for part in pair if part], f"{where} labels", loc)
     selected_namespaces = _strings(namespaces, f"{where} namespaces", loc)
     selected_names = _strings(names, f"{where} names", loc)
     if not (selected_namespaces or selected_names or label_items):
@@ -316,7 +346,7 @@ def exempt(
     exemption = ir.Exemption(
         id=id, rules=rule_ids, namespaces=selected_namespaces, names=selected_names, labels=label_items,
         containers=_strings(containers, f"{where} containers", loc), allow=widened,
-        reason=" ".join(reason.split()), owner=owner.strip(), ticket=ticket.strip(), expires=_date(expires, loc), loc=loc,
+        reason=reason, owner=owner, ticket=ticket, expires=_date(expires, loc), loc=loc,
     )
     collector = _collector.get()
     if collector is not None:

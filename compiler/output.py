@@ -7,6 +7,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from .errors import InputError
+
 
 def owned_files(out_dir: Path, roots: list[str]) -> dict[str, Path]:
     """Files now under out/ that this compilation owns: whole backend folders, and single files."""
@@ -29,33 +31,60 @@ def stale(out_dir: Path, files: dict[str, str], roots: list[str]) -> list[str]:
             problems.append(f"{rel} (missing)")
         elif rel not in files:
             problems.append(f"{rel} (no longer generated)")
-        elif existing[rel].read_bytes() != files[rel].encode("utf-8"):
+        elif _read(existing[rel]) != files[rel].encode("utf-8"):
             problems.append(f"{rel} (differs)")
     return problems
 
 
-def write_atomically(out_dir: Path, files: dict[str, str], roots: list[str]) -> None:
-    """Replace each root under out/ by its new content, so out/ never holds a half-written root.
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as error:
+        raise InputError(f"cannot read: {error.strerror or error}", str(path)) from None
 
-    Everything is written to a staging folder beside out/ first; each root is then swapped in
-    with renames, and the old copy removed only after the new one is in place.
+
+def write_atomically(out_dir: Path, files: dict[str, str], roots: list[str]) -> None:
+    """Replace the roots under out/ by their new content all together, or leave out/ as it was.
+
+    Everything is written to a staging folder inside out/ first. The roots are then swapped in
+    with renames (each old root moved aside first); if any rename fails, the ones already done
+    are undone in reverse order, so out/ holds the old roots or the new ones, never a mix.
+    Any failure is an InputError naming out/ and the reason.
     """
-    out_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".kupe-staging-", dir=out_dir))
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".kupe-staging-", dir=out_dir))
+    except OSError as error:
+        raise InputError(f"cannot write the output folder: {error.strerror or error}", str(out_dir)) from None
     try:
         for rel, text in files.items():
             target = staging / rel
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(text.encode("utf-8"))
+        _swap(out_dir, staging, roots)
+    except OSError as error:
+        raise InputError(f"cannot write the output folder, left as it was: {error.strerror or error}", str(out_dir)) from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _swap(out_dir: Path, staging: Path, roots: list[str]) -> None:
+    done: list[tuple[Path, Path]] = []  # (from, to) renames, to undo in reverse
+    try:
         for root in roots:
-            new, current, old = staging / root, out_dir / root, staging / (root + ".old")
+            new, current, old = staging / root, out_dir / root, staging / ".old" / root
             if current.exists():
                 old.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(current, old)
+                done.append((current, old))
             if new.exists():
+                current.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(new, current)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+                done.append((new, current))
+    except OSError:
+        for source, target in reversed(done):
+            os.replace(target, source)
+        raise
 
 
 def write_text_atomically(path: Path, text: str) -> None:

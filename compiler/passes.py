@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections import Counter
 
 from . import ir
 from .errors import PolicyError
@@ -41,10 +40,12 @@ def level_as_of(rule: ir.Rule, as_of: dt.date) -> ir.Level:
 
 
 def _check_unique(kind: str, items: list[tuple[str, ir.Loc]]) -> None:
-    counts = Counter(name for name, _ in items)
+    """The second declaration of an id is the error, pointing back at the first."""
+    first: dict[str, ir.Loc] = {}
     for name, loc in items:
-        if counts[name] > 1:
-            raise PolicyError(f"{kind} id {name!r} is declared more than once", loc)
+        if name in first:
+            raise PolicyError(f"{kind} id {name!r} is declared again (first at {first[name]})", loc)
+        first[name] = loc
 
 
 def _validate_exemption(exemption: ir.Exemption, rules: dict[str, ir.Rule]) -> None:

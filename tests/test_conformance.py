@@ -43,7 +43,7 @@ def test_suite_covers_every_rule_kind_and_edge(cases: list) -> None:
     assert any(c.as_of for c in cases), "expired-exemption cases compile at a later date"
     for rule in program.rules:
         if rule.enforced_in:
-            verdicts = {c.expected(rule.id) for c in cases if c.object["metadata"].get("namespace") in rule.enforced_in}
+            verdicts = {c.expected(rule.id) for c in cases if c.request.namespace in rule.enforced_in}
             assert verdicts >= {"deny", "pass"}, f"staged rule {rule.id} needs cases inside its stage"
         if rule.rule.enforce_from:
             dated = {c.expected(rule.id) for c in cases if c.as_of and c.as_of >= rule.rule.enforce_from}

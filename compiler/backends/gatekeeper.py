@@ -192,8 +192,10 @@ class _YamlDumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # type: ignor
         return True
 
 
-def _payload(message: str, container: str) -> str:
-    return f'{{"msg": {message}, "details": {{"rule": rule_id, "level": level, "container": {container}, "fix": fix}}}}'
+def _payload(fields: dict[str, str]) -> str:
+    """A violation as Gatekeeper reports it: `msg`, and in `details` the rule, level, fix and where it is."""
+    details = {"rule": "rule_id", "level": "level", "fix": "fix", **{k: v for k, v in fields.items() if k != "msg"}}
+    return '{"msg": ' + fields["msg"] + ', "details": {' + ", ".join(f'"{key}": {value}' for key, value in details.items()) + "}}"
 
 
 def _exemption_note(exemption: ir.Exemption) -> str:

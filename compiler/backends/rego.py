@@ -18,8 +18,10 @@ def _entries(rule: ir.ResolvedRule) -> list[dict[str, object]]:
     return [{"rule": entry, "package": package, "staged": False}]
 
 
-def _payload(message: str, container: str) -> str:
-    return f'{{"msg": {message}, "rule": rule_id, "level": level, "container": {container}, "fix": fix}}'
+def _payload(fields: dict[str, str]) -> str:
+    """A violation as conftest and OPA report it: its message, rule, level and fix, and where it is."""
+    entries = {"msg": fields["msg"], "rule": "rule_id", "level": "level", "fix": "fix", **fields}
+    return "{" + ", ".join(f'"{key}": {value}' for key, value in entries.items()) + "}"
 
 
 class RegoBackend(Backend):

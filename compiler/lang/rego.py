@@ -19,8 +19,9 @@ from .. import describe, ir
 from ..errors import ArtifactError, UnsupportedError
 from ..render import Safe, render
 
-# Builds the element of the `violation` set from Rego expressions for the message and the container.
-Payload = Callable[[str, str], str]
+# Builds the element of the `violation` set from Rego expressions by field name: the message and
+# what locates the violation (`msg`, `check`, `field`, `container`, `volume`).
+Payload = Callable[[dict[str, str]], str]
 
 
 def literal(value: object) -> str:
@@ -186,26 +187,30 @@ class RegoLowering:
         what = f"The {noun}s of a pod spec failing check {index}, by name" if noun else f"The pod spec, named \"\", when it fails check {index}"
         return f"# {what} (exemptions applied).\nfailing_{index}(spec, wl) := {{{head} |\n{_body(lines)}\n}}\n"
 
-    def _violation(self, payload: Payload, index: int, name: str, message: str, container: str) -> str:
+    def _violation(self, payload: Payload, check: ir.Check, index: int, name: str, message: str) -> str:
+        """The rule for the subjects failing check `index`, each named `name` ("" for the pod spec)."""
         subject = f"some {name} in" if name != '""' else f"{name} in"
         lines = ["judged", f"{subject} failing_{index}(pod_spec, workload)",
                  f"not {name} in failing_{index}(old_pod_spec, workload)", f"msg := {message}"]
-        return f"violation contains {payload('msg', container)} if {{\n{_body(lines)}\n}}\n"
+        ref = check.predicate.ref
+        fields = {"msg": "msg", "check": str(index), "field": literal(".".join(ref.container_path if isinstance(ref, ir.EffectiveRef) else ref.path)),
+                  "container": name if name == "container" else "null", **({"volume": name} if name == "volume" else {})}
+        return f"violation contains {payload(fields)} if {{\n{_body(lines)}\n}}\n"
 
     def lower_EachContainer(self, node: ir.EachContainer, check: ir.Check, index: int, text: str, payload: Payload) -> str:
         failing = self._failing(check, index, "container", [f"some x in kupe.containers(spec, {literal(list(node.lists))})"], "name")
         message = f'sprintf("%v: container %v: %v. Fix: %v", [rule_id, kupe.display(container), {literal(text)}, fix])'
-        return failing + "\n" + self._violation(payload, index, "container", message, "container")
+        return failing + "\n" + self._violation(payload, check, index, "container", message)
 
     def lower_PodSpec(self, node: ir.PodSpec, check: ir.Check, index: int, text: str, payload: Payload) -> str:
         failing = self._failing(check, index, "", ["x := spec"], '""')
         message = f'sprintf("%v: %v. Fix: %v", [rule_id, {literal(text)}, fix])'
-        return failing + "\n" + self._violation(payload, index, '""', message, "null")
+        return failing + "\n" + self._violation(payload, check, index, '""', message)
 
     def lower_EachVolume(self, node: ir.EachVolume, check: ir.Check, index: int, text: str, payload: Payload) -> str:
         failing = self._failing(check, index, "volume", ["some x in kupe.volumes(spec)"], '""')
         message = f'sprintf("%v: volume %v: %v. Fix: %v", [rule_id, kupe.display(volume), {literal(text)}, fix])'
-        return failing + "\n" + self._violation(payload, index, "volume", message, "null")
+        return failing + "\n" + self._violation(payload, check, index, "volume", message)
 
 
 def _body(lines: list[str]) -> str:

@@ -26,7 +26,8 @@ class RegoAdapter(Adapter):
         if not self.bundle.ok():
             raise AdapterError("the rego backend's modules do not compile in rego-cpp")
 
-    def _query(self, document: dict[str, Any]) -> dict[str, str]:
+    def _query(self, document: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+        """(verdict, violation entry) for each violation main.rego reports."""
         self.interpreter.set_input_term(json.dumps(document))
         try:
             output = self.interpreter.query_bundle(self.bundle)
@@ -34,23 +35,29 @@ class RegoAdapter(Adapter):
             raise AdapterError(f"rego-cpp failed: {error}") from None
         if not output.ok() or not output.results:
             raise AdapterError(f"rego-cpp failed: {output}")
-        verdicts: dict[str, str] = {}
         main = output.results[0].bindings["result"]
-        for entry_point, verdict in _VERDICT.items():
-            for violation in main.get(entry_point, []):
-                rule = violation.get("rule")
-                if verdicts.get(rule, verdict) != verdict:
-                    raise AdapterError(f"rule {rule} both denies and warns")
-                verdicts[rule] = verdict
-        return verdicts
+        return [(verdict, violation) for entry_point, verdict in _VERDICT.items() for violation in main.get(entry_point, [])]
+
+    def violations(self, request: Request) -> list[tuple[str, dict[str, Any]]]:
+        """The request as OPA sees it behind an admission webhook (an AdmissionReview): each violation
+        with its verdict (its entry names the rule, the check, the container or volume, and the field)."""
+        return self._query({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": admission_request(request)})
 
     def evaluate(self, request: Request) -> dict[str, str]:
-        """The request as OPA sees it behind an admission webhook (an AdmissionReview); a CREATE also as
-        conftest sees the manifest, which must give the same verdicts."""
-        as_review = self._query({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
-                                 "request": admission_request(request)})
+        """The request's verdicts; a CREATE also as conftest sees the manifest, which must give the same."""
+        as_review = _verdicts(self.violations(request))
         if request.operation == "CREATE" and not request.subresource:
-            as_manifest = self._query(request.subject)
+            as_manifest = _verdicts(self._query(request.subject))
             if as_manifest != as_review:
                 raise AdapterError(f"manifest input gives {as_manifest}, AdmissionReview input gives {as_review}")
         return as_review
+
+
+def _verdicts(violations: list[tuple[str, dict[str, Any]]]) -> dict[str, str]:
+    verdicts: dict[str, str] = {}
+    for verdict, violation in violations:
+        rule = violation.get("rule")
+        if verdicts.get(rule, verdict) != verdict:
+            raise AdapterError(f"rule {rule} both denies and warns")
+        verdicts[rule] = verdict
+    return verdicts

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import json
+import shutil
+import textwrap
 import xml.etree.ElementTree as ET
 from collections import defaultdict
 from importlib.metadata import version
 from typing import Any
 
-from compiler import ir
+from compiler import describe, ir
 
 from .model import Violation
 from .run import AuditRun
 
 FORMATS = ("table", "json", "sarif", "junit")
-SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
+SARIF_SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
 _SARIF_LEVEL = {"deny": "error", "audit": "warning"}
 
 
@@ -38,20 +40,44 @@ def summary(run: AuditRun) -> dict[str, Any]:
     }
 
 
+_COLUMNS = ("WHERE", "OBJECT", "RULE", "VERDICT", "SUBJECT", "FIELD", "VALUE")
+_GIVES_WAY = ((0, 16), (1, 14), (6, 8), (4, 10), (5, 16), (2, 16))  # (column, narrowest) in the order they shrink
+
+
+def _fit(rows: list[tuple[str, ...]], width: int) -> list[str]:
+    """Rows as aligned columns no wider than `width` where possible (100 columns or more): WHERE,
+    OBJECT, VALUE, SUBJECT, FIELD and RULE give way in that order (a cut cell keeps its end: the
+    file name and line, the object's name, the field's leaf)."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for column, narrowest in _GIVES_WAY:
+        excess = sum(widths) + 2 * (len(widths) - 1) - width
+        if excess > 0:
+            widths[column] = max(narrowest, widths[column] - excess)
+    cut = [tuple(cell if len(cell) <= w else "…" + cell[len(cell) - w + 1:] for cell, w in zip(row, widths)) for row in rows]
+    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in cut]
+
+
 def table(run: AuditRun) -> str:
-    rows = [("WHERE", "OBJECT", "RULE", "VERDICT", "SOURCE")]
-    rows += [(v.where, _object(v), v.rule, v.verdict, v.source) for v in run.violations]
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)) + "  " + row[4] for row in rows] if run.violations else []
+    """A row per violation, fitted to the terminal; then each violated rule's requirement and fix, once."""
+    rows = [_COLUMNS] + [(v.where, _object(v), v.rule, v.verdict, v.subject or "-", v.field or "-", v.value or "-")
+                         for v in run.violations]
+    width = shutil.get_terminal_size((160, 24)).columns
+    lines = _fit(rows, width) if run.violations else []
+    for rule in sorted({v.rule for v in run.violations}):
+        checks = "; ".join(describe.predicate(c.predicate) for c in run.rules[rule].rule.checks)
+        lines += textwrap.wrap(f"{rule}: {checks}. Fix: {run.rules[rule].rule.fix}", width, initial_indent="  ",
+                               subsequent_indent="    ")
     s = summary(run)
     skipped = ", ".join(f"{kind} {n}" for kind, n in s["skipped"].items()) or "none"
-    lines.append(f"{s['workloads']} workloads in {s['files']} files audited with {', '.join(run.backends)} "
-                 f"(as of {run.program.as_of}); {s['evidence_documents']} evidence documents; "
-                 f"{s['deny']} violations of required rules (deny), {s['audit']} of recommended rules (audit); "
-                 f"non-workload objects skipped: {skipped}")
+    lines += textwrap.wrap(f"{s['workloads']} workloads in {s['files']} files audited with {', '.join(run.backends)} "
+                           f"(as of {run.program.as_of}); {s['evidence_documents']} evidence documents; "
+                           f"{s['deny']} violations of required rules (deny), {s['audit']} of recommended rules (audit); "
+                           f"non-workload objects skipped: {skipped}", width)
     for drift in run.disagreements:
-        lines.append(f"engine drift at {drift.workload.where} ({drift.workload.kind} {drift.workload.namespace}/{drift.workload.name}): "
-                     + "; ".join(f"{b} {json.dumps(v, sort_keys=True)}" for b, v in sorted(drift.verdicts.items())))
+        lines += textwrap.wrap(f"engine drift at {drift.workload.where} ({drift.workload.kind} {drift.workload.namespace}/"
+                               f"{drift.workload.name}): " + "; ".join(f"{b} {json.dumps(v, sort_keys=True)}"
+                                                                       for b, v in sorted(drift.verdicts.items())),
+                               width, subsequent_indent="    ")
     return "\n".join(lines)
 
 
@@ -72,8 +98,11 @@ def _location(file: str, line: int) -> dict[str, Any]:
     return {"physicalLocation": {"artifactLocation": {"uri": file}, "region": {"startLine": max(line, 1)}}}
 
 
+_SECURITY_SEVERITY = {ir.Level.REQUIRED: "8.0", ir.Level.RECOMMENDED: "5.0"}  # GitHub: high, medium
+
+
 def sarif(run: AuditRun) -> str:
-    """One SARIF rule per kupe rule; one result per violation, at the file and line of the object."""
+    """One SARIF rule per kupe rule (its id is stable); one result per violation, at the file and line of the object."""
     rules = list(run.program.rules)
     index = {r.id: i for i, r in enumerate(rules)}
     descriptors = [{
@@ -83,16 +112,19 @@ def sarif(run: AuditRun) -> str:
         "fullDescription": {"text": r.rule.rationale},
         "help": {"text": r.rule.fix},
         "defaultConfiguration": {"level": "error" if r.level is ir.Level.REQUIRED else "warning"},
-        "properties": {"level": r.level.value, "policySet": r.rule.policy_set, "source": str(r.rule.loc)},
+        "properties": {"level": r.level.value, "policySet": r.rule.policy_set, "source": str(r.rule.loc),
+                       "security-severity": _SECURITY_SEVERITY[r.level], "tags": ["security", "kubernetes"]},
     } for r in rules]
     results = [{
         "ruleId": v.rule,
         "ruleIndex": index[v.rule],
         "level": _SARIF_LEVEL[v.verdict],
-        "message": {"text": f"{_object(v)}: {rules[index[v.rule]].rule.title}. Fix: {rules[index[v.rule]].rule.fix}"
-                            + (f" ({v.message})" if v.message else "")},
+        "message": {"text": f"{_object(v)}: {v.message or rules[index[v.rule]].rule.title}. Fix: {v.fix or rules[index[v.rule]].rule.fix}"},
         "locations": [_location(v.file, v.line)],
-        "properties": {"verdict": v.verdict, "source": v.source, "kind": v.kind, "namespace": v.namespace, "name": v.name},
+        "partialFingerprints": {"kupeViolation/v1": f"{v.kind}/{v.namespace}/{v.name}/{v.rule}/{v.subject}/{v.field}"},
+        "properties": {key: value for key, value in (
+            ("verdict", v.verdict), ("source", v.source), ("kind", v.kind), ("namespace", v.namespace), ("name", v.name),
+            ("subject", v.subject), ("field", v.field), ("value", v.value), ("fix", v.fix)) if value},
     } for v in run.violations]
     notifications = [{"level": "error", "message": {"text": p.message}, "locations": [_location(*_split(p.where))]}
                      for p in run.inputs.problems]
@@ -120,6 +152,9 @@ def junit(run: AuditRun) -> str:
     """A testsuite per backend and file (per evidence file), a testcase per object × rule; violations fail."""
     suites: dict[str, list[ET.Element]] = defaultdict(list)
     many = len(run.backends) > 1
+    located: dict[tuple[str, int, str], list[Violation]] = defaultdict(list)
+    for v in run.violations:
+        located[(v.file, v.line, v.rule)].append(v)
     for workload, outcome in run.results:
         for backend, verdicts in sorted(outcome.items()):
             suite = f"{backend}: {workload.file}" if many else workload.file
@@ -132,7 +167,9 @@ def junit(run: AuditRun) -> str:
                     ET.SubElement(case, "error", message=verdicts)
                 elif rule.id in verdicts:
                     failure = ET.SubElement(case, "failure", type=verdicts[rule.id], message=f"{rule.rule.title} ({verdicts[rule.id]})")
-                    failure.text = rule.rule.fix
+                    found = [v for v in located.get((workload.file, workload.line, rule.id), []) if v.subject]
+                    failure.text = "\n".join([*(f"{v.subject}: {v.field} = {v.value}: {v.message}" for v in found),
+                                               f"Fix: {rule.rule.fix}"])
                 suites[suite].append(case)
     evaluated = {(w.file, w.line) for w, _ in run.results}
     for v in run.violations:

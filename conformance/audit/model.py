@@ -72,6 +72,10 @@ class Violation:
     line: int
     source: str  # the backend(s) that evaluated a manifest, or the evidence (e.g. "kyverno report")
     message: str = ""
+    subject: str = ""  # "container app", "volume sock", "pod spec"; "" when not known (evidence)
+    field: str = ""  # the full path of the failing field in the object
+    value: str = ""  # the value found there (JSON), or "unset"
+    fix: str = ""
 
     @property
     def where(self) -> str:

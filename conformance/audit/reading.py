@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import errno
+import json
 import os
 import stat
 from collections import Counter
@@ -112,12 +113,22 @@ def load(path: Path) -> tuple[list[tuple[Any, int]], list[Problem]]:
         raise _Unusable(str(path), f"cannot read: {error}") from None
     loaded: list[tuple[Any, int]] = []
     problems: list[Problem] = []
+    if path.suffix.lower() == ".json":  # YAML reads more than JSON: hold a .json file to JSON first
+        try:
+            json.loads(text, parse_constant=_not_json)
+        except ValueError as error:
+            line = error.lineno if isinstance(error, json.JSONDecodeError) else 1
+            return [], [Problem(f"{path}:{line}", f"invalid JSON: {getattr(error, 'msg', error)}")]
     for document in documents(text):
         if isinstance(document, YamlProblem):
             problems.append(Problem(f"{path}:{document.line}", document.message))
         else:
             loaded.append((document, document.line if isinstance(document, LineDict) else 1))
     return loaded, problems
+
+
+def _not_json(token: str) -> None:
+    raise ValueError(f"{token} is not JSON")
 
 
 def json_safe(value: Any) -> Any:

@@ -18,6 +18,7 @@ from compiler import ir
 from .model import Disagreement, Problem, Violation, Workload
 from .reading import Inputs, files_under, read_file
 from ..engines.decoding import Rejected
+from .explain import Finding
 from .verdicts import Auditor, Outcome, disagreement, violations
 
 # Draw a progress bar (on a terminal only) from this many files on.
@@ -70,7 +71,8 @@ def _start_worker(program: ir.Program, backends: list[str], cache: bool) -> None
     _worker = Auditor(program, backends, cache=cache), {r.id: r for r in program.rules}
 
 
-Part = tuple[int, Inputs, list[dict[str, Outcome] | Rejected], int]  # files, what they held, outcomes, evaluations
+Judgement = tuple[dict[str, Outcome] | Rejected, list[Finding]]
+Part = tuple[int, Inputs, list[Judgement], int]  # files, what they held, their judgements, evaluations
 
 
 def _audit_files(files: list[Path]) -> Part:
@@ -89,12 +91,12 @@ def _audit_files(files: list[Path]) -> Part:
     return len(files), inputs, outcomes, auditor.evaluations - before
 
 
-def _judged(auditor: Auditor, workload: Workload) -> dict[str, Outcome] | Rejected:
-    """One object's outcome; an unexpected failure is that object's problem, and the run goes on."""
+def _judged(auditor: Auditor, workload: Workload) -> Judgement:
+    """One object's outcome and findings; an unexpected failure is that object's problem, and the run goes on."""
     try:
-        return auditor.evaluate(workload.request)
+        return auditor.judge(workload.request)
     except Exception as error:  # noqa: BLE001 - per-object isolation
-        return {backend: f"internal error judging this object: {type(error).__name__}: {error}" for backend in auditor.backends}
+        return {backend: f"internal error judging this object: {type(error).__name__}: {error}" for backend in auditor.backends}, []
 
 
 def _chunks(files: list[Path]) -> list[list[Path]]:
@@ -138,13 +140,13 @@ def audit(paths: list[Path], program: ir.Program, backends: list[str], *, cache:
             run.inputs.extend(inputs)
             run.violations.extend(inputs.evidence)
             run.evaluations += evaluations
-            for workload, outcome in zip(inputs.workloads, outcomes):
+            for workload, (outcome, findings) in zip(inputs.workloads, outcomes):
                 if isinstance(outcome, Rejected):
                     run.rejected.append(workload)
                     run.inputs.problems.append(Problem(workload.where, f"the API server would refuse this {workload.kind}: {outcome}"))
                     continue
                 run.results.append((workload, outcome))
-                run.violations.extend(violations(workload, outcome))
+                run.violations.extend(violations(workload, outcome, findings, run.rules))
                 run.inputs.problems.extend(Problem(workload.where, o) for o in outcome.values() if isinstance(o, str))
                 drift = disagreement(workload, outcome)
                 if drift:

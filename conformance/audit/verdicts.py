@@ -32,6 +32,8 @@ from compiler.passes import POD_TARGETS
 
 from ..adapters import Adapter, AdapterError, Request, admitted, all_adapters
 from ..engines.decoding import Rejected
+from ..adapters.rego import RegoAdapter
+from .explain import Explainer, Finding
 from .model import Disagreement, Violation, Workload
 
 Verdicts = dict[str, str]  # rule id → deny | audit, for violated rules
@@ -119,45 +121,68 @@ class Auditor:
 
     def __init__(self, program: ir.Program, backends: list[str], *, cache: bool = True) -> None:
         adapters = all_adapters()
+        self.program = program
         self.backends = backends
         self.adapters: dict[str, Adapter] = {
             b: adapters[b](pipeline.compile_program(program, [adapters[b].compiled_backend()])) for b in backends}
         self.key = VerdictKey(program) if cache else None
         self.cache: dict[str, dict[str, Outcome]] = {}
         self.evaluations = 0  # objects really handed to the engines
+        self._explainer: Explainer | None = None
 
     def evaluate(self, request: Request) -> dict[str, Outcome] | Rejected:
         """Backend → verdicts (or the adapter's error) for one request; the decoder's refusal of an
         object the API server would not admit to any engine."""
+        return self.judge(request)[0]
+
+    def judge(self, request: Request) -> tuple[dict[str, Outcome] | Rejected, list[Finding]]:
+        """`evaluate`, and where the violations are when there are any (see explain.py)."""
         request, refusal = admitted(request)
         if refusal is not None:
-            return refusal
+            return refusal, []
         plain_creation = request.operation == "CREATE" and not request.subresource
         key = self.key(request.subject) if self.key and plain_creation else None
-        if key is not None and key in self.cache:
-            return self.cache[key]
-        outcome: dict[str, Outcome] = {}
-        for backend, adapter in self.adapters.items():
-            try:
-                outcome[backend] = adapter.judge(request)
-            except AdapterError as error:
-                outcome[backend] = f"{backend} could not evaluate: {error}"
-        self.evaluations += 1
-        if key is not None:
-            self.cache[key] = outcome
-        return outcome
+        outcome = self.cache.get(key) if key is not None else None
+        if outcome is None:
+            outcome = {}
+            for backend, adapter in self.adapters.items():
+                try:
+                    outcome[backend] = adapter.judge(request)
+                except AdapterError as error:
+                    outcome[backend] = f"{backend} could not evaluate: {error}"
+            self.evaluations += 1
+            if key is not None:
+                self.cache[key] = outcome
+        violated = any(isinstance(v, dict) and v for v in outcome.values())
+        return outcome, self.explainer().findings(request) if violated else []
+
+    def explainer(self) -> Explainer:
+        """The reference lowering's violation entries locate violations (a Rego adapter, built once)."""
+        if self._explainer is None:
+            rego = self.adapters.get("rego")
+            if not isinstance(rego, RegoAdapter):
+                rego = RegoAdapter(pipeline.compile_program(self.program, ["rego"]))
+            self._explainer = Explainer(self.program, rego)
+        return self._explainer
 
 
-def violations(workload: Workload, outcome: dict[str, Outcome]) -> Iterator[Violation]:
-    """One Violation per rule and verdict, naming every backend that gave it."""
+def violations(workload: Workload, outcome: dict[str, Outcome], findings: list[Finding],
+               rules: dict[str, ir.ResolvedRule]) -> Iterator[Violation]:
+    """One Violation per failing subject and check of each rule and verdict, naming every backend
+    that gave the verdict; a rule-level one when the reference lowering located none."""
     given: dict[tuple[str, str], list[str]] = {}
     for backend, verdicts in sorted(outcome.items()):
         if isinstance(verdicts, dict):
             for rule, verdict in verdicts.items():
                 given.setdefault((rule, verdict), []).append(backend)
     for (rule, verdict), backends in sorted(given.items()):
-        yield Violation(rule, verdict, workload.kind, workload.namespace, workload.name,
-                        workload.file, workload.line, ",".join(backends))
+        common = dict(rule=rule, verdict=verdict, kind=workload.kind, namespace=workload.namespace, name=workload.name,
+                      file=workload.file, line=workload.line, source=",".join(backends), fix=rules[rule].rule.fix)
+        located = [f for f in findings if f.rule == rule]
+        if not located:
+            yield Violation(**common, message=f"{rule}: {rules[rule].rule.title}")
+        for finding in located:
+            yield Violation(**common, message=finding.message, subject=finding.subject, field=finding.field, value=finding.value)
 
 
 def disagreement(workload: Workload, outcome: dict[str, Outcome]) -> Disagreement | None:

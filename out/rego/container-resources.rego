@@ -64,7 +64,7 @@ failing_0(spec, wl) := {name |
 	not kupe.waived(wl, waivers, name)
 }
 
-violation contains {"msg": msg, "rule": rule_id, "level": level, "container": container, "fix": fix} if {
+violation contains {"msg": msg, "rule": rule_id, "level": level, "fix": fix, "check": 0, "field": "resources.requests.cpu", "container": container} if {
 	judged
 	some container in failing_0(pod_spec, workload)
 	not container in failing_0(old_pod_spec, workload)
@@ -84,7 +84,7 @@ failing_1(spec, wl) := {name |
 	not kupe.waived(wl, waivers, name)
 }
 
-violation contains {"msg": msg, "rule": rule_id, "level": level, "container": container, "fix": fix} if {
+violation contains {"msg": msg, "rule": rule_id, "level": level, "fix": fix, "check": 1, "field": "resources.requests.memory", "container": container} if {
 	judged
 	some container in failing_1(pod_spec, workload)
 	not container in failing_1(old_pod_spec, workload)
@@ -104,7 +104,7 @@ failing_2(spec, wl) := {name |
 	not kupe.waived(wl, waivers, name)
 }
 
-violation contains {"msg": msg, "rule": rule_id, "level": level, "container": container, "fix": fix} if {
+violation contains {"msg": msg, "rule": rule_id, "level": level, "fix": fix, "check": 2, "field": "resources.limits.cpu", "container": container} if {
 	judged
 	some container in failing_2(pod_spec, workload)
 	not container in failing_2(old_pod_spec, workload)
@@ -124,7 +124,7 @@ failing_3(spec, wl) := {name |
 	not kupe.waived(wl, waivers, name)
 }
 
-violation contains {"msg": msg, "rule": rule_id, "level": level, "container": container, "fix": fix} if {
+violation contains {"msg": msg, "rule": rule_id, "level": level, "fix": fix, "check": 3, "field": "resources.limits.memory", "container": container} if {
 	judged
 	some container in failing_3(pod_spec, workload)
 	not container in failing_3(old_pod_spec, workload)

@@ -69,7 +69,7 @@ failing_0(spec, wl) := {"" |
 	not kupe.waived(wl, waivers, "")
 }
 
-violation contains {"msg": msg, "rule": rule_id, "level": level, "container": null, "fix": fix} if {
+violation contains {"msg": msg, "rule": rule_id, "level": level, "fix": fix, "check": 0, "field": "hostNetwork", "container": null} if {
 	judged
 	"" in failing_0(pod_spec, workload)
 	not "" in failing_0(old_pod_spec, workload)
@@ -94,7 +94,7 @@ failing_1(spec, wl) := {"" |
 	not kupe.waived(wl, waivers, "")
 }
 
-violation contains {"msg": msg, "rule": rule_id, "level": level, "container": null, "fix": fix} if {
+violation contains {"msg": msg, "rule": rule_id, "level": level, "fix": fix, "check": 1, "field": "hostPID", "container": null} if {
 	judged
 	"" in failing_1(pod_spec, workload)
 	not "" in failing_1(old_pod_spec, workload)
@@ -119,7 +119,7 @@ failing_2(spec, wl) := {"" |
 	not kupe.waived(wl, waivers, "")
 }
 
-violation contains {"msg": msg, "rule": rule_id, "level": level, "container": null, "fix": fix} if {
+violation contains {"msg": msg, "rule": rule_id, "level": level, "fix": fix, "check": 2, "field": "hostIPC", "container": null} if {
 	judged
 	"" in failing_2(pod_spec, workload)
 	not "" in failing_2(old_pod_spec, workload)

@@ -70,7 +70,7 @@ failing_0(spec, wl) := {name |
 	not kupe.waived(wl, waivers, "")
 }
 
-violation contains {"msg": msg, "rule": rule_id, "level": level, "container": null, "fix": fix} if {
+violation contains {"msg": msg, "rule": rule_id, "level": level, "fix": fix, "check": 0, "field": "hostPath.path", "container": null, "volume": volume} if {
 	judged
 	some volume in failing_0(pod_spec, workload)
 	not volume in failing_0(old_pod_spec, workload)

@@ -66,7 +66,7 @@ failing_0(spec, wl) := {name |
 	not kupe.waived(wl, waivers, name)
 }
 
-violation contains {"msg": msg, "rule": rule_id, "level": level, "container": container, "fix": fix} if {
+violation contains {"msg": msg, "rule": rule_id, "level": level, "fix": fix, "check": 0, "field": "securityContext.runAsNonRoot", "container": container} if {
 	judged
 	some container in failing_0(pod_spec, workload)
 	not container in failing_0(old_pod_spec, workload)
