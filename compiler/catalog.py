@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 
 from . import describe, ir
-from .render import render
+from .render import program_sources, render
 
 
 def exemption_scope(e: ir.Exemption) -> str:
@@ -37,7 +38,8 @@ def schedule(rule: ir.ResolvedRule) -> str:
     return "; ".join(parts)
 
 
-def catalog(program: ir.Program, backends: list[str]) -> str:
+def catalog(program: ir.Program, support: Mapping[str, Mapping[str, object]]) -> str:
+    """The catalog; `support` is backend → rule → how the backend expresses it (`pipeline.support_matrix`)."""
     rules = [
         {
             "id": r.id,
@@ -52,19 +54,21 @@ def catalog(program: ir.Program, backends: list[str]) -> str:
             "schedule": schedule(r),
             "fix": r.rule.fix,
             "params": "; ".join(f"{name} = {json.dumps(list(values))}" for name, values in r.rule.params),
+            "support": [{"backend": backend, "support": str(by_rule[r.id])} for backend, by_rule in support.items()],
             "exemptions": [
                 {"id": e.id, "scope": exemption_scope(e), "effect": exemption_effect(e), "reason": e.reason,
                  "owner": e.owner or "-", "ticket": e.ticket or "-", "expires": e.expires.isoformat()}
-                for e in r.exemptions
+                for e in r.all_exemptions
             ],
         }
         for r in program.rules
     ]
     return render(
         "POLICIES.md.j2",
-        sources=", ".join(sorted({ps.loc.file for ps in program.policy_sets})),
+        sources=program_sources(program),
         rules=rules,
         rule_count=len(rules),
         exemption_count=len(program.exemptions),
-        backends=", ".join(backends),
+        backends=list(support),
+        exemptions=[{"id": e.id, "rules": ", ".join(e.rules), "source": str(e.loc)} for e in program.exemptions],
     )

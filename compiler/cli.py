@@ -49,6 +49,9 @@ class KupeGroup(click.Group):
             ctx.exit(error.exit_code)
         except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
+        except BrokenPipeError:  # the reader left (`| head`): nothing more to say, and no noise at exit
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            ctx.exit(0)
         except Exception as error:  # a bug, never the user's: one line, exit 3 (KUPE_DEBUG=1 shows the traceback)
             if os.environ.get("KUPE_DEBUG"):
                 raise
@@ -147,13 +150,18 @@ def exemptions_command(as_of: dt.date, policies_dir: Path, expiring_within: int 
 @as_of_option
 @policies_option
 def rules_command(as_of: dt.date, policies_dir: Path) -> None:
-    """List rules with their level, backends and exemptions in force."""
+    """List rules with their level, stage or schedule, how each backend expresses them, and exemptions in force."""
     program, warnings = pipeline.build_program(policies_dir, as_of)
     warn(warnings)
-    backends = ",".join(pipeline.select_backends(()))
-    rows = [("RULE", "LEVEL", "ENFORCEMENT", "BACKENDS", "EXEMPTIONS")] + [
-        (r.id, r.level.value, schedule(r) or "-", backends, ",".join(e.id for e in r.exemptions) or "-") for r in program.rules
+    matrix = pipeline.support_matrix(program, [])
+    rows = [("RULE", "LEVEL", "ENFORCEMENT", *(b.upper() for b in matrix), "EXEMPTIONS")] + [
+        (r.id, r.level.value, schedule(r) or "-", *(matrix[b][r.id].state for b in matrix),
+         ",".join(e.id for e in r.all_exemptions) or "-") for r in program.rules
     ]
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
-        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[4])
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1])
+    for backend, by_rule in matrix.items():
+        for rule, support in by_rule.items():
+            if support.reason:
+                click.echo(f"  {backend} {rule}: {support}")

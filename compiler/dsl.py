@@ -307,10 +307,20 @@ def _date(value: object, loc: ir.Loc, what: str = "exemption expires") -> dt.dat
     raise _fail(loc, f"{what}: expected a date like '2027-06-30', got {value!r}")
 
 
+class _AllRules:
+    """`exempt(rules=ALL)`: every rule of the program, resolved when it compiles."""
+
+    def __repr__(self) -> str:
+        return "ALL"
+
+
+ALL = _AllRules()
+
+
 def exempt(
     id: str,
     *,
-    rules: Sequence[str],
+    rules: Sequence[str] | _AllRules,
     reason: str,
     expires: str | dt.date,
     owner: str = "",
@@ -326,7 +336,8 @@ def exempt(
     if not isinstance(id, str) or not _ID.match(id):
         raise _fail(loc, f"exemption id: expected a lowercase DNS label, got {id!r}")
     where = f"exemption {id!r}"
-    rule_ids = _strings(rules, f"{where} rules", loc, allow_empty=False)
+    every_rule = rules is ALL
+    rule_ids = () if every_rule else _strings(rules, f"{where} rules", loc, allow_empty=False)
     if not isinstance(reason, str) or not reason.strip():
         raise _fail(loc, f"{where} reason: must say why the exemption exists")
     reason = _text(reason, f"{where} reason", loc)
@@ -346,7 +357,7 @@ def exempt(
     exemption = ir.Exemption(
         id=id, rules=rule_ids, namespaces=selected_namespaces, names=selected_names, labels=label_items,
         containers=_strings(containers, f"{where} containers", loc), allow=widened,
-        reason=reason, owner=owner, ticket=ticket, expires=_date(expires, loc), loc=loc,
+        reason=reason, owner=owner, ticket=ticket, expires=_date(expires, loc), loc=loc, every_rule=every_rule,
     )
     collector = _collector.get()
     if collector is not None:

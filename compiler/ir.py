@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import ClassVar
 
 
 @dataclass(frozen=True, order=True)
@@ -37,6 +38,15 @@ class AuditAction(str, Enum):
     WARN = "warn"
 
 
+class Placement(str, Enum):
+    """Where an exemption is expressed, decided once for every backend (`passes.place`)."""
+
+    NAMESPACES = "namespaces"  # waives whole namespaces: every engine has a native exclusion
+    OBJECTS = "objects"  # waives whole objects, chosen by namespace, name and labels
+    CONTAINERS = "containers"  # waives some containers of the objects it chooses
+    WIDENING = "widening"  # widens a list parameter for what it chooses
+
+
 class Scope(str, Enum):
     """What a field path is relative to."""
 
@@ -47,6 +57,9 @@ class Scope(str, Enum):
 
 FieldPath = tuple[str, ...]
 Scalar = bool | int | str
+
+# Where kubectl creates a namespaced object that names no namespace: every backend judges it there.
+DEFAULT_NAMESPACE = "default"
 
 # Where the containers of a pod spec live.
 CONTAINER_LISTS: tuple[str, ...] = ("containers", "initContainers", "ephemeralContainers")
@@ -65,6 +78,10 @@ class FieldRef:
     def dotted(self) -> str:
         return ".".join(self.path)
 
+    def reads(self) -> tuple[tuple[Scope, FieldPath], ...]:
+        """The fields this value is read from (what a verdict cache must key on)."""
+        return ((self.scope, self.path),)
+
 
 @dataclass(frozen=True)
 class EffectiveRef:
@@ -75,6 +92,9 @@ class EffectiveRef:
 
     def dotted(self) -> str:
         return ".".join(self.container_path)
+
+    def reads(self) -> tuple[tuple[Scope, FieldPath], ...]:
+        return ((Scope.CONTAINER, self.container_path), (Scope.POD, self.pod_path))
 
 
 @dataclass(frozen=True)
@@ -96,6 +116,9 @@ class NormalPath:
 
     def dotted(self) -> str:
         return self.field.dotted()
+
+    def reads(self) -> tuple[tuple[Scope, FieldPath], ...]:
+        return self.field.reads()
 
 
 Ref = FieldRef | EffectiveRef | NormalPath
@@ -176,6 +199,9 @@ Predicate = Equals | NotEquals | OneOf | NoneOf | ListContains | ListSubsetOf | 
 # --- subjects: what a check iterates over ---------------------------------------------
 
 
+# A subject's `lists` are the pod spec lists its items come from; () for the pod spec itself.
+
+
 @dataclass(frozen=True)
 class EachContainer:
     """Every container in the listed container lists of the pod spec."""
@@ -187,10 +213,14 @@ class EachContainer:
 class PodSpec:
     """The pod spec itself."""
 
+    lists: ClassVar[tuple[str, ...]] = ()
+
 
 @dataclass(frozen=True)
 class EachVolume:
     """Every entry of the pod spec's volumes."""
+
+    lists: ClassVar[tuple[str, ...]] = ("volumes",)
 
 
 Subject = EachContainer | PodSpec | EachVolume
@@ -203,6 +233,13 @@ class Check:
     subject: Subject
     predicate: Predicate
     loc: Loc
+
+    def reads(self) -> tuple[tuple[str, FieldPath], ...]:
+        """(where, path) of every field the check reads: where is "pod" (the pod spec) or the pod
+        spec list holding the subjects (`containers`, `volumes`, ...)."""
+        return tuple(("pod", path) if scope is Scope.POD else (where, path)
+                     for scope, path in self.predicate.ref.reads()
+                     for where in (("pod",) if scope is Scope.POD else self.subject.lists))
 
 
 # --- workload kinds -------------------------------------------------------------------
@@ -273,15 +310,8 @@ class Exemption:
     ticket: str
     expires: dt.date
     loc: Loc
+    every_rule: bool = False  # `rules=ALL`: passes.resolve puts every rule of the program in `rules`
 
-    @property
-    def is_widening(self) -> bool:
-        return bool(self.allow)
-
-    @property
-    def namespace_wide(self) -> bool:
-        """Selects whole namespaces and nothing narrower: engines have a native exclusion for it."""
-        return bool(self.namespaces) and not (self.names or self.labels or self.containers or self.allow)
 
 
 # --- what backends receive --------------------------------------------------------------
@@ -295,20 +325,28 @@ class ResolvedRule:
     level: Level  # at the compile date: enforce_from already passed makes a recommended rule required
     audit_action: AuditAction
     targets: tuple[PodTarget, ...]
-    exemptions: tuple[Exemption, ...] = field(default=())
+    exemptions: tuple[tuple[Exemption, Placement], ...] = field(default=())  # placed by passes.place
     enforced_in: tuple[str, ...] = ()  # a recommended rule's stage: these namespaces deny already
 
     @property
     def id(self) -> str:
         return self.rule.id
 
+    def placed(self, *placements: Placement) -> tuple[Exemption, ...]:
+        """The rule's exemptions in force that go in these places."""
+        return tuple(e for e, placement in self.exemptions if placement in placements)
+
+    @property
+    def all_exemptions(self) -> tuple[Exemption, ...]:
+        return tuple(e for e, _ in self.exemptions)
+
     @property
     def waivers(self) -> tuple[Exemption, ...]:
-        return tuple(e for e in self.exemptions if not e.is_widening)
+        return self.placed(Placement.NAMESPACES, Placement.OBJECTS, Placement.CONTAINERS)
 
     @property
     def widenings(self) -> tuple[Exemption, ...]:
-        return tuple(e for e in self.exemptions if e.is_widening)
+        return self.placed(Placement.WIDENING)
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 
 from . import ir
 from .errors import PolicyError
@@ -30,6 +31,17 @@ EXPIRY_WARNING_DAYS = 14
 def expand_pod_controllers(rule: ir.Rule) -> tuple[ir.PodTarget, ...]:
     """Every kind the rule applies to, with where its pod spec lives."""
     return tuple(POD_TARGETS[kind] for kind in rule.kinds)
+
+
+def place(exemption: ir.Exemption) -> ir.Placement:
+    """Where every backend expresses an exemption: the narrowest of the four places that is exact."""
+    if exemption.allow:
+        return ir.Placement.WIDENING
+    if exemption.containers:
+        return ir.Placement.CONTAINERS
+    if exemption.namespaces and not (exemption.names or exemption.labels):
+        return ir.Placement.NAMESPACES
+    return ir.Placement.OBJECTS
 
 
 def level_as_of(rule: ir.Rule, as_of: dt.date) -> ir.Level:
@@ -71,6 +83,7 @@ def resolve(
     _check_unique("rule", [(r.id, r.loc) for r in all_rules])
     _check_unique("exemption", [(e.id, e.loc) for e in exemptions])
     by_id = {rule.id: rule for rule in all_rules}
+    exemptions = tuple(replace(e, rules=tuple(by_id)) if e.every_rule else e for e in exemptions)
     for exemption in exemptions:
         _validate_exemption(exemption, by_id)
 
@@ -94,7 +107,7 @@ def resolve(
             level=level,
             audit_action=audit_action[rule.policy_set],
             targets=expand_pod_controllers(rule),
-            exemptions=tuple(e for e in in_force if rule.id in e.rules),
+            exemptions=tuple((e, place(e)) for e in in_force if rule.id in e.rules),
             enforced_in=rule.enforced_in if level is ir.Level.RECOMMENDED else (),
         )
         for rule in all_rules

@@ -9,7 +9,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from . import ir, loader, passes
-from .backends import all_backends
+from .backends import EXACT, Support, all_backends
 from .catalog import catalog
 from .errors import InputError, PolicyError
 
@@ -47,7 +47,25 @@ def compile_backend(program: ir.Program, name: str) -> dict[str, str]:
 
 
 def compile_program(program: ir.Program, backends: list[str], *, workers: int | None = None) -> dict[str, str]:
-    """Every artifact of the chosen backends plus the catalog, keyed by path under out/.
+    """Every artifact of the chosen backends plus the catalog (with the support matrix of every backend)."""
+    files = compile_backends(program, backends, workers=workers)
+    files[CATALOG] = catalog(program, support_matrix(program, backends))
+    return files
+
+
+def support_matrix(program: ir.Program, compiled: list[str]) -> dict[str, dict[str, Support]]:
+    """backend → rule → how it is expressed. A backend just compiled expresses every rule it applies
+    to exactly (else compiling failed); any other backend is asked, which never fails."""
+    matrix: dict[str, dict[str, Support]] = {}
+    for name, backend_type in all_backends().items():
+        backend = backend_type()
+        matrix[name] = {rule.id: (Support("not applicable", why) if (why := backend.not_applicable(rule)) else EXACT)
+                        if name in compiled else backend.supports(rule, program) for rule in program.rules}
+    return matrix
+
+
+def compile_backends(program: ir.Program, backends: list[str], *, workers: int | None = None) -> dict[str, str]:
+    """Every artifact of the chosen backends, keyed by path under out/.
 
     `workers` defaults to one per core for large programs and to none (in-process) otherwise;
     the result is the same either way.
@@ -64,7 +82,6 @@ def compile_program(program: ir.Program, backends: list[str], *, workers: int | 
     else:
         for name in backends:
             files.update(compile_backend(program, name))
-    files[CATALOG] = catalog(program, list(all_backends()))
     return files
 
 

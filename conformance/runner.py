@@ -70,7 +70,7 @@ def run(cases: list[Case], backends: list[str], policies_dir: Path) -> list[Reco
         for backend in backends:
             key = (as_of, backend)
             if key not in adapters:
-                artifacts = pipeline.compile_program(programs[as_of], [adapter_types[backend].compiled_backend()])
+                artifacts = pipeline.compile_backends(programs[as_of], [adapter_types[backend].compiled_backend()])
                 adapters[key] = adapter_types[backend](artifacts)
             try:
                 verdicts, detail = adapters[key].judge(request), ""

@@ -1,7 +1,8 @@
-"""Shared fixtures: a throw-away copy of the project's policies, and the CLI runner."""
+"""Shared fixtures: a throw-away copy of the project's policies, the CLI runner, and small programs."""
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import shutil
 from collections.abc import Iterator
@@ -10,9 +11,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
+from compiler import ir, passes
 from compiler.cli import main
+from compiler.dsl import PolicySet
 
 REPO = Path(__file__).resolve().parent.parent
+AS_OF = dt.date(2026, 11, 1)
 
 
 @pytest.fixture
@@ -34,3 +38,13 @@ def run_cli(*args: str) -> Result:
 
 def snapshot(folder: Path) -> dict[str, bytes]:
     return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def program(*rules_and_exemptions: object, audit_action: str = "dryrun") -> ir.Program:
+    """A program of one policy set: each callable declares rules on it; the exemptions are in force."""
+    ps = PolicySet("demo", title="Demo", audit_action=audit_action)
+    for build in rules_and_exemptions:
+        if callable(build):
+            build(ps)
+    exemptions = tuple(e for e in rules_and_exemptions if isinstance(e, ir.Exemption))
+    return passes.resolve((ps.build(),), exemptions, AS_OF)[0]

@@ -5,12 +5,14 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import typing
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 
 from compiler import ir, pipeline
+from compiler.dsl import containers
 from conformance.audit.verdicts import Auditor
 from conformance.suite import load_cases
 from conftest import REPO, run_cli
@@ -169,10 +171,18 @@ def test_cached_verdicts_equal_engine_verdicts_on_the_conformance_cases() -> Non
     assert cached.evaluations < len(objects) + len(renamed), "renamed copies hit the cache"
 
 
+def test_every_reference_says_what_it_reads_and_every_subject_where_its_items_live() -> None:
+    """The verdict cache keys on `Check.reads()`: a node that cannot say what it reads cannot be cached."""
+    assert all(callable(getattr(ref, "reads", None)) for ref in typing.get_args(ir.Ref))
+    assert all(isinstance(getattr(subject, "lists", None), tuple) for subject in typing.get_args(ir.Subject))
+    check = containers(["containers"]).effective("securityContext.runAsUser").not_equals(0)
+    assert check.reads() == (("containers", ("securityContext", "runAsUser")), ("pod", ("securityContext", "runAsUser")))
+
+
 def test_verdict_key_knows_every_ir_field() -> None:
     """A new IR field may change what a verdict depends on: review conformance/audit/verdicts.py, then update this list."""
     assert [f.name for f in dataclasses.fields(ir.Exemption)] == [
-        "id", "rules", "namespaces", "names", "labels", "containers", "allow", "reason", "owner", "ticket", "expires", "loc"]
+        "id", "rules", "namespaces", "names", "labels", "containers", "allow", "reason", "owner", "ticket", "expires", "loc", "every_rule"]
     assert [f.name for f in dataclasses.fields(ir.ResolvedRule)] == [
         "rule", "level", "audit_action", "targets", "exemptions", "enforced_in"]
     assert [f.name for f in dataclasses.fields(ir.Rule)] == [

@@ -11,9 +11,9 @@ import pytest
 import yaml
 
 from compiler import ir, pipeline
-from compiler.backends.gatekeeper import GatekeeperBackend, parse_back
+from compiler.backends.gatekeeper import GatekeeperBackend
 from compiler.errors import ArtifactError, UnsupportedError
-from compiler.passes import POD_TARGETS
+from compiler.passes import POD_TARGETS, place
 from conformance.adapters.gatekeeper import GatekeeperAdapter
 from conformance.engines.gatekeeper.rego_source import prepare_v0
 from conformance.adapters import Request
@@ -38,7 +38,7 @@ def exemption(exemption_id: str, **criteria: object) -> ir.Exemption:
 
 
 def program(rule: ir.Rule, *exemptions: ir.Exemption, audit_action: ir.AuditAction = ir.AuditAction.DRYRUN) -> ir.Program:
-    resolved = ir.ResolvedRule(rule, rule.level, audit_action, tuple(POD_TARGETS.values()), exemptions)
+    resolved = ir.ResolvedRule(rule, rule.level, audit_action, tuple(POD_TARGETS.values()), tuple((e, place(e)) for e in exemptions))
     policy_set = ir.PolicySet("test-set", "Test", audit_action, (rule,), ir.Loc("policies/test.py", 1))
     return ir.Program(AS_OF, (policy_set,), (resolved,), exemptions, ())
 
@@ -241,4 +241,4 @@ def _mutated(edit: str, old: str, new: str) -> dict[str, str]:
 ])
 def test_parse_back_refuses_a_broken_artifact(edit: str, old: str, new: str, message: str) -> None:
     with pytest.raises(ArtifactError, match=re.escape(message)):
-        parse_back(_mutated(edit, old, new))
+        GatekeeperBackend().parse_back(_mutated(edit, old, new))

@@ -10,9 +10,9 @@ import pytest
 import yaml
 
 from compiler import ir
-from compiler.backends.gatekeeper import GatekeeperBackend, parse_back
+from compiler.backends.gatekeeper import GatekeeperBackend
 from compiler.errors import ArtifactError
-from compiler.passes import POD_TARGETS
+from compiler.passes import POD_TARGETS, place
 from conformance.adapters.gatekeeper import GatekeeperAdapter
 from conformance.adapters.gatekeeper_cel import GatekeeperCelAdapter
 from conformance.engines.gatekeeper import ConstraintTemplateEngine
@@ -40,7 +40,7 @@ def exemption(exemption_id: str, **criteria: object) -> ir.Exemption:
 
 
 def program(rule: ir.Rule, *exemptions: ir.Exemption) -> ir.Program:
-    resolved = ir.ResolvedRule(rule, rule.level, ir.AuditAction.DRYRUN, tuple(POD_TARGETS.values()), exemptions,
+    resolved = ir.ResolvedRule(rule, rule.level, ir.AuditAction.DRYRUN, tuple(POD_TARGETS.values()), tuple((e, place(e)) for e in exemptions),
                                enforced_in=rule.enforced_in)
     policy_set = ir.PolicySet("test-set", "Test", ir.AuditAction.DRYRUN, (rule,), ir.Loc("policies/test.py", 1))
     return ir.Program(AS_OF, (policy_set,), (resolved,), exemptions, ())
@@ -107,7 +107,7 @@ def _with_source(files: dict[str, str], edit) -> dict[str, str]:  # type: ignore
 def test_parse_back_refuses_broken_cel(edit, why: str) -> None:  # type: ignore[no-untyped-def]
     files = GatekeeperBackend().compile(program(container_rule()))
     with pytest.raises(ArtifactError, match=why):
-        parse_back(_with_source(files, edit))
+        GatekeeperBackend().parse_back(_with_source(files, edit))
 
 
 def _violations(files: dict[str, str], obj: dict, constraint_edit=None) -> list:  # type: ignore[no-untyped-def]

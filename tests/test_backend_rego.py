@@ -8,20 +8,14 @@ import json
 import pytest
 import regopy
 
+from conftest import program
 from compiler import ir, passes
-from compiler.backends.rego import RegoBackend, parse_back
+from compiler.backends.rego import RegoBackend
 from compiler.dsl import PolicySet, Recommended, Required, containers, exempt, pod
 from compiler.errors import ArtifactError
 from compiler.render import render
 
 
-def program(*rules_and_exemptions: object) -> ir.Program:
-    ps = PolicySet("demo", title="Demo")
-    for build in rules_and_exemptions:
-        if callable(build):
-            build(ps)
-    exemptions = tuple(e for e in rules_and_exemptions if isinstance(e, ir.Exemption))
-    return passes.resolve((ps.build(),), exemptions, dt.date(2026, 11, 1))[0]
 
 
 def privileged(ps: PolicySet) -> None:
@@ -79,7 +73,7 @@ def test_recommended_rules_warn_and_waivers_apply() -> None:
 
 def test_parse_back_rejects_broken_rego() -> None:
     with pytest.raises(ArtifactError, match="does not compile"):
-        parse_back({"rego/main.rego": "package main\nimport rego.v1\ndeny contains x if {\n"})
+        RegoBackend().parse_back({"rego/main.rego": "package main\nimport rego.v1\ndeny contains x if {\n"})
 
 
 def test_templates_refuse_unescaped_values_and_escape_hostile_text() -> None:

@@ -3,14 +3,13 @@ API server (emulated) decides with them, refusal, strict schema validation and d
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 import pytest
 import yaml
 
-from compiler import ir, passes
-from compiler.backends.vap import VapBackend, parse_back
+from conftest import AS_OF, program
+from compiler.backends.vap import VapBackend
 from compiler.dsl import PolicySet, Recommended, Required, containers, exempt, param, pod
 from compiler.errors import ArtifactError
 from conformance.adapters import AdapterError
@@ -18,16 +17,9 @@ from conformance.adapters.vap import VapAdapter
 from conformance.engines.vap import admit
 from conformance.adapters import Request
 
-AS_OF = dt.date(2026, 11, 1)
 
 
-def program(*rules_and_exemptions: object) -> ir.Program:
-    ps = PolicySet("demo", title="Demo")
-    for build in rules_and_exemptions:
-        if callable(build):
-            build(ps)
-    exemptions = tuple(e for e in rules_and_exemptions if isinstance(e, ir.Exemption))
-    return passes.resolve((ps.build(),), exemptions, AS_OF)[0]
+
 
 
 def privileged(ps: PolicySet) -> None:
@@ -168,20 +160,20 @@ def test_an_evaluation_error_is_an_adapter_error_never_a_pass() -> None:
 def test_parse_back_rejects_unknown_fields_in_strict_mode_naming_the_file() -> None:
     files = VapBackend().compile(program(privileged))
     extra = files["vap/no-privileged.yaml"].replace("  failurePolicy: Fail\n", "  failurePolicy: Fail\n  autogen: true\n")
-    with pytest.raises(ArtifactError, match=r"vap/no-privileged.yaml: ValidatingAdmissionPolicy is invalid for Kubernetes 1.30: "
-                                            r".*'autogen' was unexpected"):
-        parse_back({**files, "vap/no-privileged.yaml": extra})
+    with pytest.raises(ArtifactError, match=r"vap/no-privileged.yaml \(Kubernetes 1.30\): ValidatingAdmissionPolicy "
+                                            r"does not validate at spec: .*'autogen' was unexpected"):
+        VapBackend().parse_back({**files, "vap/no-privileged.yaml": extra})
 
 
 def test_parse_back_rejects_cel_that_does_not_compile() -> None:
     files = VapBackend().compile(program(privileged))
     broken = files["vap/no-privileged.yaml"].replace("variables.failing_securityContext_privileged.all(n, n in variables.old_failing_securityContext_privileged)", "size(")
     with pytest.raises(ArtifactError, match="vap/no-privileged.yaml: validation 0: CEL does not compile"):
-        parse_back({**files, "vap/no-privileged.yaml": broken})
+        VapBackend().parse_back({**files, "vap/no-privileged.yaml": broken})
     params = files["vap/no-privileged.yaml"].replace(
         "variables.failing_securityContext_privileged.all(n, n in variables.old_failing_securityContext_privileged)", "params.x == 0")
     with pytest.raises(ArtifactError, match="CEL does not compile"):
-        parse_back({**files, "vap/no-privileged.yaml": params})
+        VapBackend().parse_back({**files, "vap/no-privileged.yaml": params})
 
 
 def test_output_is_deterministic_and_carries_no_date() -> None:

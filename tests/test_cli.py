@@ -44,7 +44,26 @@ def test_rules_lists_levels_and_exemptions(project: Path) -> None:
     result = run_cli("rules", "--as-of", "2026-11-01")
     assert result.exit_code == 0
     line = next(line for line in result.output.splitlines() if line.startswith("disallow-host-namespaces"))
-    assert "required" in line and "node-exporter-host-namespaces" in line and "rego" in line
+    assert "required" in line and "node-exporter-host-namespaces" in line
+    header = result.output.splitlines()[0].split()
+    assert [header[i] for i in range(3, 7)] == ["GATEKEEPER", "KYVERNO", "REGO", "VAP"]
+    assert line.split()[3:7] == ["exact"] * 4
+
+
+def test_rules_shows_a_refusal_without_failing_and_compile_fails_on_it(project: Path) -> None:
+    (project / "policies" / "volume_types.py").write_text(
+        'from compiler.dsl import PolicySet, Required, volumes\n'
+        'ps = PolicySet("volumes", title="Volumes")\n'
+        'ps.rule("hostpath-type-socket", Required, title="t", rationale="r", fix="f",\n'
+        '        check=volumes().field("hostPath.type").equals("Socket"))\n', encoding="utf-8")
+    result = run_cli("rules", "--as-of", "2026-11-01")
+    assert result.exit_code == 0
+    row = next(line for line in result.output.splitlines() if line.startswith("hostpath-type-socket"))
+    assert row.split()[3:7] == ["exact", "refused", "exact", "exact"]
+    assert ("  kyverno hostpath-type-socket: refused: policies/volume_types.py:4: rule 'hostpath-type-socket': backend "
+            "'kyverno' cannot express Equals exactly: Kyverno's foreach skips null volume entries") in result.output
+    compiled = run_cli("compile")
+    assert compiled.exit_code == 2 and "backend 'kyverno' cannot express Equals exactly" in compiled.output
 
 
 BROKEN = {

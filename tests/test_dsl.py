@@ -83,7 +83,21 @@ def test_rule_declared_twice_in_a_set() -> None:
 def test_exemption_parses_expiry_and_sorts_labels() -> None:
     e = exempt("e", rules=["x"], namespaces=["ns"], labels={"b": "2", "a": "1"}, reason="why", ticket="T-1", expires="2027-06-30")
     assert e.expires == dt.date(2027, 6, 30) and e.labels == (("a", "1"), ("b", "2"))
-    assert e.namespace_wide is False and not e.is_widening
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "placement"),
+    [
+        ({"namespaces": ["ns"]}, "namespaces"),
+        ({"namespaces": ["ns"], "labels": {"app": "a"}}, "objects"),
+        ({"names": ["web"]}, "objects"),
+        ({"namespaces": ["ns"], "containers": ["sidecar"]}, "containers"),
+        ({"namespaces": ["ns"], "containers": ["sidecar"], "allow": {"allowed_capabilities": ["NET_ADMIN"]}}, "widening"),
+    ],
+)
+def test_each_exemption_is_placed_once_for_every_backend(kwargs: dict, placement: str) -> None:
+    e = exempt("e", rules=["x"], reason="why", ticket="T-1", expires="2027-06-30", **kwargs)
+    assert passes.place(e).value == placement
 
 
 @pytest.mark.parametrize(

@@ -31,7 +31,7 @@ def variables(lowered: Lowered) -> dict[str, str]:
 
 
 def test_equals_on_a_container_field_is_typed_and_null_safe() -> None:
-    lowered = CelLowering(resolve(containers().field("securityContext.allowPrivilegeEscalation").equals(False)), "vap").lower()
+    lowered = CelLowering(resolve(containers().field("securityContext.allowPrivilegeEscalation").equals(False)), "vap").lower_rule()
     assert variables(lowered)["failing_securityContext_allowPrivilegeEscalation"] == (
         "variables.containers.filter(x, !(\n"
         "  type((type(x.?securityContext.orValue(null)) == map ? x.?securityContext.?allowPrivilegeEscalation.orValue(null) : null)) == bool"
@@ -50,7 +50,7 @@ def test_equals_on_a_container_field_is_typed_and_null_safe() -> None:
 
 
 def test_pod_spec_is_found_per_kind_and_api_group() -> None:
-    lowered = CelLowering(resolve(pod().field("hostPID").not_equals(True)), "vap").lower()
+    lowered = CelLowering(resolve(pod().field("hostPID").not_equals(True)), "vap").lower_rule()
     found = variables(lowered)
     assert found["podSpecValue"] == (
         'object.kind == "Pod" && !object.apiVersion.contains(\'/\')\n'
@@ -74,7 +74,7 @@ def test_pod_spec_is_found_per_kind_and_api_group() -> None:
 
 
 def test_judged_requests_are_creations_and_updates_of_the_object_or_its_ephemeral_containers() -> None:
-    lowered = CelLowering(resolve(pod().field("hostPID").not_equals(True)), "vap").lower()
+    lowered = CelLowering(resolve(pod().field("hostPID").not_equals(True)), "vap").lower_rule()
     assert variables(lowered)["judged"] == ("request.?operation.orValue('') != 'DELETE' &&\n"
                                            "request.?subResource.orValue('') in [\"\", \"ephemeralcontainers\"]")
 
@@ -110,7 +110,7 @@ def test_literals_are_ascii_cel_and_escape_quotes() -> None:
 def test_sources_are_configurable_for_gatekeeper() -> None:
     rule = resolve(containers().field("securityContext.capabilities.add").subset_of(param("caps")), params={"caps": ["A"]})
     sources = CelSources(object="variables.anObject", namespace="variables.ns", params="variables.params", variables="variables")
-    lowered = CelLowering(rule, "gatekeeper", sources).lower()
+    lowered = CelLowering(rule, "gatekeeper", sources).lower_rule()
     assert 'variables.params["caps"]' in variables(lowered)["failing_securityContext_capabilities_add"]
     assert "variables.anObject.kind" in variables(lowered)["podSpecValue"]
 
@@ -121,7 +121,7 @@ def test_widenings_and_container_waivers_are_inline_constants() -> None:
     waiver = exempt("debug", rules=["demo-rule"], names=["dbg"], containers=["shell"], reason="r", ticket="T", expires="2027-01-01")
     rule = resolve(containers().field("securityContext.capabilities.add").subset_of(param("caps")), widening, waiver,
                    params={"caps": ["NET_BIND_SERVICE"]})
-    lowered = CelLowering(rule, "vap", inline_waivers=rule.waivers).lower()
+    lowered = CelLowering(rule, "vap", inline_waivers=rule.waivers).lower_rule()
     names = variables(lowered)
     labels = "(type(object.?metadata.orValue(null)) == map ? object.?metadata.?labels.orValue(null) : null)"
     assert names["selected_cni"] == f'request.namespace in ["net"] && type({labels}) == map && {labels}[?"app"] == optional.of("cni")'
@@ -140,7 +140,7 @@ def decide(rule: ir.ResolvedRule, obj: dict[str, Any], namespace: str = "default
            old: dict[str, Any] | None = None, subresource: str = "") -> list[Any]:
     """The messages of the validations that fail, as the API server would compute them."""
     evaluator = CelEvaluator(("object", "oldObject", "request", "variables"))
-    lowered = CelLowering(rule, "vap", inline_waivers=rule.waivers).lower()
+    lowered = CelLowering(rule, "vap", inline_waivers=rule.waivers).lower_rule()
     values: dict[str, Any] = {}
     request = {"namespace": namespace, "operation": "UPDATE" if old else "CREATE"}
     if subresource:
@@ -238,7 +238,7 @@ def test_unknown_predicate_is_refused_naming_rule_construct_backend_and_line() -
     check = containers().field("image").present()
     odd = ir.Check(check.subject, Matches(check.predicate.ref, "^registry/"), check.loc)  # type: ignore[arg-type]
     with pytest.raises(UnsupportedError) as error:
-        CelLowering(resolve(odd), "vap").lower()
+        CelLowering(resolve(odd), "vap").lower_rule()
     assert (error.value.rule, error.value.construct, error.value.backend) == ("demo-rule", "Matches", "vap")
     assert str(error.value).startswith(f"{check.loc}:")
 
@@ -246,4 +246,4 @@ def test_unknown_predicate_is_refused_naming_rule_construct_backend_and_line() -
 def test_field_names_cel_cannot_select_plainly_are_refused() -> None:
     check = containers().field("securityContext.namespace").present()
     with pytest.raises(UnsupportedError, match="'namespace' is not a plain CEL identifier"):
-        CelLowering(resolve(check), "vap").lower()
+        CelLowering(resolve(check), "vap").lower_rule()

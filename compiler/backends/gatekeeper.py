@@ -52,15 +52,17 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
-import yaml
 
 from .. import ir
-from ..errors import ArtifactError, UnsupportedError
+from ..errors import ArtifactError
 from ..lang.cel import CelLowering, CelSources, Lowered, Variable, compile_error, literal
-from ..lang.rego import LIBRARY_PATH, RegoLowering, compile_check, exemption_data, judged_subresources, library, pod_spec_paths
-from ..render import Safe, parse_yaml, render
-from . import Backend
+from ..lang.rego import LIBRARY_PATH, compile_check, exemption_data, library, module_context
+from ..lowering import Lowering
+from ..names import constraint_kind, constraint_template
+from ..render import Safe, render, rule_context
+from . import Backend, check_kustomizations, check_schema, documents, kustomization
 
+BACKEND = "gatekeeper"
 TARGET = "admission.k8s.gatekeeper.sh"
 FUTURE_KEYWORDS = ("contains", "every", "if", "in")
 SCHEMA_FILE = Path(__file__).resolve().parent.parent / "schemas" / "gatekeeper" / "gatekeeper.schema.json"
@@ -76,16 +78,6 @@ _CEL_IDENTIFIER = re.compile(r"[_a-zA-Z][_a-zA-Z0-9]*")
 _CEL_VARIABLE_REF = re.compile(r"\bvariables\.([_a-zA-Z][_a-zA-Z0-9]*)")
 
 
-def kind_name(rule_id: str) -> str:
-    """The Constraint kind of a rule: `run-as-non-root` → `KupeRunAsNonRoot`."""
-    return "Kupe" + "".join(part[:1].upper() + part[1:] for part in rule_id.split("-"))
-
-
-def template_name(rule_id: str) -> str:
-    """Gatekeeper requires the template's metadata.name to be its kind, lowercased."""
-    return kind_name(rule_id).lower()
-
-
 def enforcement_action(rule: ir.ResolvedRule) -> str:
     return "deny" if rule.level is ir.Level.REQUIRED else rule.audit_action.value
 
@@ -99,29 +91,29 @@ def match_kinds(rule: ir.ResolvedRule) -> list[dict[str, list[str]]]:
 
 
 def native_waivers(rule: ir.ResolvedRule) -> list[ir.Exemption]:
-    return [e for e in rule.waivers if e.namespace_wide]
+    return list(rule.placed(ir.Placement.NAMESPACES))
 
 
 def rego_waivers(rule: ir.ResolvedRule) -> list[ir.Exemption]:
-    return [e for e in rule.waivers if not e.namespace_wide]
+    return list(rule.placed(ir.Placement.OBJECTS, ir.Placement.CONTAINERS))
 
 
 def _namespace_names(rule: ir.ResolvedRule, names: tuple[str, ...], construct: str, loc: ir.Loc) -> list[str]:
     """Names for match.namespaces / excludedNamespaces; one Gatekeeper would read as a glob is refused."""
     for namespace in names:
         if not _NAMESPACE.match(namespace):
-            raise UnsupportedError(rule=rule.id, construct=construct, backend="gatekeeper", loc=loc,
-                                   why=f"{namespace!r} is not a namespace name (Gatekeeper's match would read it as a pattern)")
+            raise Lowering(rule, BACKEND).unsupported(construct, loc, f"{namespace!r} is not a namespace name "
+                                                                      "(Gatekeeper's match would read it as a pattern)")
     return list(names)
 
 
 def excluded_namespaces(rule: ir.ResolvedRule) -> list[str]:
     """Namespaces of namespace-wide waivers, excluded from every Constraint of the rule."""
-    return sorted({ns for e in native_waivers(rule) for ns in _namespace_names(rule, e.namespaces, "Exemption", e.loc)})
+    return sorted({ns for e in native_waivers(rule) for ns in _namespace_names(rule, e.namespaces, f"Exemption {e.id!r} namespaces", e.loc)})
 
 
 def staged_namespaces(rule: ir.ResolvedRule) -> list[str]:
-    return sorted(_namespace_names(rule, rule.enforced_in, "enforced_in", rule.rule.loc))
+    return sorted(_namespace_names(rule, rule.enforced_in, "Rule.enforced_in (stage)", rule.rule.loc))
 
 
 def constraints(rule: ir.ResolvedRule) -> list[dict[str, Any]]:
@@ -171,25 +163,18 @@ def cel_lowering(rule: ir.ResolvedRule) -> Lowered:
     """
     sources = CelSources(object="variables.anyObject", namespace="variables.requestNamespace",
                          params="variables.parameters", exemptions="variables.parameters")
-    lowered = CelLowering(rule, "gatekeeper", sources).lower()
+    lowered = CelLowering(rule, BACKEND, sources).lower_rule()
     names = [name for name, _ in rule.rule.params] + sorted(_EXEMPTION_PARAMETERS)
     entries = ",\n  ".join(f"{literal(name)}: variables.parameterMap[?{literal(name)}].orValue([])" for name in names)
     prelude = (
-        Variable("requestNamespace", 'request.?namespace.orValue("") != "" ? request.namespace : "default"',
-                 'the request namespace; a request without one (a bare manifest) is in "default", as in the Rego'),
+        Variable("requestNamespace", f'request.?namespace.orValue("") != "" ? request.namespace : {literal(ir.DEFAULT_NAMESPACE)}',
+                 f'the request namespace; a request without one (a bare manifest) is in "{ir.DEFAULT_NAMESPACE}", as in the Rego'),
         Variable("parameterMap", "type(variables.params) == map ? variables.params : {}",
                  "the Constraint's spec.parameters (Gatekeeper binds null when it has none)"),
         Variable("parameters", f"{{\n  {entries}\n}}",
                  "every parameter read below, a missing one as an empty list (no waiver, nothing allowed)"),
     )
     return Lowered(prelude + lowered.variables, lowered.validations)
-
-
-class _YamlDumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # type: ignore[misc]
-    """Plain YAML for people to read: no anchors and aliases where sub-schemas repeat."""
-
-    def ignore_aliases(self, data: Any) -> bool:
-        return True
 
 
 def _payload(fields: dict[str, str]) -> str:
@@ -205,79 +190,63 @@ def _exemption_note(exemption: ir.Exemption) -> str:
 
 
 class GatekeeperBackend(Backend):
-    name = "gatekeeper"
+    name = BACKEND
     title = "OPA Gatekeeper (ConstraintTemplate v1 + Constraint)"
 
-    def compile(self, program: ir.Program) -> dict[str, str]:
-        self._check_names(program)
-        files: dict[str, str] = {}
-        for rule in program.rules:
-            files[f"gatekeeper/templates/{rule.id}.yaml"] = self._template(rule)
-            files[f"gatekeeper/constraints/{rule.id}.yaml"] = self._constraint(rule)
-        files.update(self._kustomizations(program))
-        parse_back(files)
-        return files
+    def rule_files(self, rule: ir.ResolvedRule, program: ir.Program) -> dict[str, str]:
+        refuse = Lowering(rule, self.name).unsupported
+        name = constraint_template(rule.id)
+        if len(name) > 63:
+            raise refuse(rule.rule, None, f"its template name {name!r} is longer than the 63 characters of a CRD name")
+        reserved = sorted(_EXEMPTION_PARAMETERS & {param for param, _ in rule.rule.params})
+        if reserved:
+            raise refuse(ir.Param(reserved[0]), None, f"parameter {reserved[0]!r} would collide with the Constraint's exemption parameter")
+        return {f"gatekeeper/templates/{rule.id}.yaml": self._template(rule),
+                f"gatekeeper/constraints/{rule.id}.yaml": self._constraint(rule)}
 
-    def _check_names(self, program: ir.Program) -> None:
-        """A template name is a CRD's plural (a DNS label of at most 63), unique per rule; parameter names stay apart."""
+    def program_files(self, program: ir.Program, files: dict[str, str]) -> dict[str, str]:
+        """Two kustomizations, templates and constraints, and one over both: the templates go first."""
         seen: dict[str, ir.ResolvedRule] = {}
         for rule in program.rules:
-            name = template_name(rule.id)
-            other = seen.setdefault(name, rule)
-            if other is not rule or len(name) > 63:
-                why = f"its template name {name!r} is also rule {other.id!r}'s" if other is not rule else \
-                    f"its template name {name!r} is longer than the 63 characters of a CRD name"
-                raise UnsupportedError(rule=rule.id, construct="rule id", backend=self.name, loc=rule.rule.loc, why=why)
-            reserved = sorted(_EXEMPTION_PARAMETERS & {param for param, _ in rule.rule.params})
-            if reserved:
-                raise UnsupportedError(rule=rule.id, construct="Param", backend=self.name, loc=rule.rule.loc,
-                                       why=f"parameter {reserved[0]!r} would collide with the Constraint's exemption parameter")
+            other = seen.setdefault(constraint_template(rule.id), rule)
+            if other is not rule:
+                raise Lowering(rule, self.name).unsupported(
+                    rule.rule, None, f"its template name {constraint_template(rule.id)!r} is also rule {other.id!r}'s")
+        kustomizations = {f"gatekeeper/{folder}/kustomization.yaml": kustomization(program, f"gatekeeper/{folder}", files)
+                          for folder in ("templates", "constraints")}
+        kustomizations["gatekeeper/kustomization.yaml"] = kustomization(program, "gatekeeper", kustomizations, notes=(
+            "Gatekeeper creates each Constraint's CRD only after it has processed the ConstraintTemplate, so on a "
+            "cluster that does not have them yet, apply in two steps:",
+            "kubectl apply -k out/gatekeeper/templates",
+            "kubectl wait --for=jsonpath='{.status.created}'=true --timeout=120s constrainttemplates "
+            "-l app.kubernetes.io/managed-by=kupe-policy",
+            "kubectl apply -k out/gatekeeper/constraints",
+            "Once the templates exist, `kubectl apply -k out/gatekeeper` applies both."), first=("templates", "constraints"))
+        return kustomizations
 
     def _template(self, rule: ir.ResolvedRule) -> str:
         cel_variables, cel_validations = cel_lowering(rule).template_context()
         return render(
             "gatekeeper/template.yaml.j2",
-            source=str(rule.rule.loc),
-            rule_id=rule.id,
-            level=rule.level.value,
-            title=rule.rule.title,
+            **rule_context(rule),
             rationale=rule.rule.rationale,
-            name=template_name(rule.id),
-            kind=kind_name(rule.id),
-            schema=Safe(yaml.dump(parameters_schema(rule), Dumper=_YamlDumper, sort_keys=True, default_flow_style=False)),
+            name=constraint_template(rule.id),
+            kind=constraint_kind(rule.id),
+            schema=parameters_schema(rule),
             target=TARGET,
-            rego=Safe(self._rego(rule)),
+            rego=Safe(render("gatekeeper/violation.rego.j2", **module_context(rule, self.name, constraint_template(rule.id), _payload),
+                             keywords=[Safe(k) for k in FUTURE_KEYWORDS], param_names=[name for name, _ in rule.rule.params])),
             lib=Safe(library([f"import future.keywords.{k}" for k in FUTURE_KEYWORDS])),
             cel_variables=cel_variables,
             cel_validations=cel_validations,
-        )
-
-    def _rego(self, rule: ir.ResolvedRule) -> str:
-        return render(
-            "gatekeeper/violation.rego.j2",
-            source=str(rule.rule.loc),
-            rule_id=rule.id,
-            level=rule.level.value,
-            enforced_in=staged_namespaces(rule),
-            title=rule.rule.title,
-            package=Safe(template_name(rule.id)),
-            keywords=[Safe(k) for k in FUTURE_KEYWORDS],
-            fix=rule.rule.fix,
-            param_names=[name for name, _ in rule.rule.params],
-            pod_spec_paths=pod_spec_paths(rule),
-            judged_subresources=judged_subresources(rule),
-            checks=Safe(RegoLowering(rule, self.name).lower(_payload)),
         )
 
     def _constraint(self, rule: ir.ResolvedRule) -> str:
         values = parameters(rule)
         return render(
             "gatekeeper/constraint.yaml.j2",
-            source=str(rule.rule.loc),
-            rule_id=rule.id,
-            level=rule.level.value,
-            title=rule.rule.title,
-            kind=kind_name(rule.id),
+            **rule_context(rule),
+            kind=constraint_kind(rule.id),
             constraints=constraints(rule),
             kinds=match_kinds(rule),
             native_notes=[_exemption_note(e) for e in native_waivers(rule)],
@@ -286,14 +255,23 @@ class GatekeeperBackend(Backend):
             widenings=[(_exemption_note(e), exemption_data(e)) for e in rule.widenings],
         )
 
-    def _kustomizations(self, program: ir.Program) -> dict[str, str]:
-        """A top-level kustomization over two folders, so the templates can be applied first."""
-        sources = ", ".join(sorted(str(ps.loc) for ps in program.policy_sets))
-        rules = [f"{r.id}.yaml" for r in program.rules]
-        layout = {"gatekeeper": ["templates", "constraints"], "gatekeeper/templates": rules, "gatekeeper/constraints": rules}
-        return {f"{folder}/kustomization.yaml": render("gatekeeper/kustomization.yaml.j2", sources=sources,
-                                                       top=folder == "gatekeeper", resources=resources)
-                for folder, resources in layout.items()}
+    def parse_back(self, files: dict[str, str]) -> None:
+        """Validate both objects against Gatekeeper's CRD structure, compile every template's Rego and CEL."""
+        check_kustomizations(files)
+        compiled: dict[str, dict[str, Any]] = {}
+        for path in sorted(p for p in files if p.startswith("gatekeeper/templates/") and not p.endswith("/kustomization.yaml")):
+            constraints_path = path.replace("/templates/", "/constraints/", 1)
+            templates = documents(path, files[path])
+            if len(templates) != 1 or constraints_path not in files:
+                raise ArtifactError(f"{path}: expected one template, and its constraints in {constraints_path}")
+            check_schema(path, templates[0], _validator("ConstraintTemplate"))
+            _check_rego(path, templates[0])
+            _check_cel(path, templates[0])
+            compiled[path] = templates[0]
+            for constraint in documents(constraints_path, files[constraints_path]):
+                check_schema(constraints_path, constraint, _validator("Constraint"))
+                _check_pair(constraints_path, templates[0], constraint)
+        _compile_rego(compiled)
 
 
 # --- parse back: every artifact as Gatekeeper and kubectl would read it -----------------------
@@ -331,34 +309,10 @@ def _strict(schema: dict[str, Any]) -> dict[str, Any]:
     return strict
 
 
-def _validate(path: str, document: dict[str, Any], validator: jsonschema.Draft202012Validator) -> None:
-    error = jsonschema.exceptions.best_match(validator.iter_errors(document))
-    if error is not None:
-        where = "/".join(str(p) for p in error.absolute_path) or "(root)"
-        raise ArtifactError(f"{path}: {where}: {error.message}")
 
 
-def _load(files: dict[str, str]) -> dict[str, list[dict[str, Any]]]:
-    """Every file's YAML documents (a staged rule's constraints file holds two)."""
-    documents = {}
-    for path, text in sorted(files.items()):
-        try:
-            documents[path] = parse_yaml(text)
-        except yaml.YAMLError as error:
-            raise ArtifactError(f"{path}: generated YAML does not parse: {error}") from None
-        if not documents[path] or not all(isinstance(d, dict) for d in documents[path]):
-            raise ArtifactError(f"{path}: generated YAML is not a list of mappings")
-    return documents
 
 
-def _check_kustomizations(documents: dict[str, list[dict[str, Any]]]) -> None:
-    for path, (document, *_) in documents.items():
-        if path.endswith("/kustomization.yaml"):
-            folder = path.rsplit("/", 1)[0]
-            for resource in document.get("resources", []):
-                target = f"{folder}/{resource}"
-                if target not in documents and f"{target}/kustomization.yaml" not in documents:
-                    raise ArtifactError(f"{path}: resource {resource!r} is not generated")
 
 
 def _check_rego(path: str, template: dict[str, Any]) -> None:
@@ -426,25 +380,6 @@ def _check_pair(path: str, template: dict[str, Any], constraint: dict[str, Any])
     if not constraint["spec"]["match"].get("kinds"):
         raise ArtifactError(f"{path}: a constraint without match.kinds would match every kind")
     schema = template["spec"]["crd"]["spec"]["validation"]["openAPIV3Schema"]
-    _validate(f"{path} spec.parameters", constraint["spec"].get("parameters", {}), _parameters_validator(json.dumps(schema, sort_keys=True)))
+    check_schema(f"{path} spec.parameters", constraint["spec"].get("parameters", {}), _parameters_validator(json.dumps(schema, sort_keys=True)))
 
 
-def parse_back(files: dict[str, str]) -> None:
-    """Parse every file, validate both objects against Gatekeeper's CRD structure, compile every template's Rego and CEL."""
-    documents = _load(files)
-    _check_kustomizations(documents)
-    compiled: dict[str, dict[str, Any]] = {}
-    for path, templates in documents.items():
-        if not path.startswith("gatekeeper/templates/") or path.endswith("/kustomization.yaml"):
-            continue
-        constraints_path = path.replace("/templates/", "/constraints/", 1)
-        if len(templates) != 1 or constraints_path not in documents:
-            raise ArtifactError(f"{path}: expected one template, and its constraints in {constraints_path}")
-        _validate(path, templates[0], _validator("ConstraintTemplate"))
-        _check_rego(path, templates[0])
-        _check_cel(path, templates[0])
-        compiled[path] = templates[0]
-        for constraint in documents[constraints_path]:
-            _validate(constraints_path, constraint, _validator("Constraint"))
-            _check_pair(constraints_path, templates[0], constraint)
-    _compile_rego(compiled)

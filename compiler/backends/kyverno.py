@@ -45,13 +45,14 @@ from functools import cache
 from typing import Any
 
 import jsonschema
-import yaml
 
 from .. import describe, ir
-from ..errors import ArtifactError, UnsupportedError
-from ..render import Safe, parse_yaml, render
+from ..errors import ArtifactError
+from ..lowering import Lowering
+from ..names import kyverno_autogen_rules
+from ..render import render
 from ..schemas.kyverno_schemas import SCHEMA_DIR
-from . import Backend
+from . import Backend, check_kustomizations, check_schema, documents, kustomization
 
 BACKEND = "kyverno"
 MIN_VERSION = "1.13.0"
@@ -90,16 +91,6 @@ def variable(expression: str) -> str:
     return "{{ " + expression + " }}"
 
 
-def autogen_names(rule_id: str, controllers: tuple[str, ...]) -> list[str]:
-    """The rules Kyverno's autogen adds for these controllers (names cut to 63 characters, as Kyverno does)."""
-    names = []
-    if set(controllers) - {"CronJob"}:
-        names.append(f"autogen-{rule_id}"[:63])
-    if "CronJob" in controllers:
-        names.append(f"autogen-cronjob-{rule_id}"[:63])
-    return names
-
-
 def controllers_of(rule: ir.ResolvedRule) -> tuple[str, ...]:
     return tuple(t.kind for t in rule.targets if t.kind != "Pod")
 
@@ -115,7 +106,7 @@ NAMESAKE = "kupeNamesake"  # foreach context: [the element's namesake in the old
 
 
 @dataclass(frozen=True)
-class KyvernoLowering:
+class KyvernoLowering(Lowering):
     """One method per IR node; a node without one is refused with `UnsupportedError`.
 
     Requests (docs/semantics.md): each foreach entry judges only elements whose namesake in the
@@ -124,24 +115,14 @@ class KyvernoLowering:
     comparison is per rule, not per container.
     """
 
-    rule: ir.ResolvedRule
     old: bool = False
-
-    def unsupported(self, node: object, loc: ir.Loc, why: str) -> UnsupportedError:
-        return UnsupportedError(rule=self.rule.id, construct=type(node).__name__, backend=BACKEND, loc=loc, why=why)
-
-    def _dispatch(self, node: object, check: ir.Check, *args: Any) -> Any:
-        method = getattr(self, f"lower_{type(node).__name__}", None)
-        if method is None:
-            raise self.unsupported(node, check.loc, "no Kyverno lowering for this node")
-        return method(node, check, *args)
 
     def foreach(self) -> list[dict[str, Any]]:
         """One foreach entry per check (each compares its own check with the old object's)."""
         entries: list[dict[str, Any]] = []
         old = replace(self, old=True)
         for check in self.rule.rule.checks:
-            entry: dict[str, Any] = {"list": self._dispatch(check.subject, check)}
+            entry: dict[str, Any] = {"list": self.lower(check.subject, check)}
             # The element's namesake in the old object (a one-item list: a context variable may not be null).
             entry["context"] = [{"name": NAMESAKE, "variable": {"jmesPath": f"[{self._namesake(check)}]"}}]
             guards = [self._container_waivers(check), f"type({old._element()}) == 'object' && ({old.violates(check)})"]
@@ -153,7 +134,7 @@ class KyvernoLowering:
 
     def violates(self, check: ir.Check) -> str:
         """JMESPath: this side's subject of `check` violates it (exemptions in `_by_selection`)."""
-        return self._dispatch(check.predicate, check)
+        return self.lower(check.predicate, check)
 
     # --- subjects: the foreach list of the object, keeping only JSON objects; the namesake in the old object
 
@@ -177,7 +158,7 @@ class KyvernoLowering:
         """JMESPath: the old object's subject by the element's name (its pod spec for the pod spec); null if none."""
         if isinstance(check.subject, ir.PodSpec):
             return OLD_POD_SPEC
-        items = self._dispatch(check.subject, check).replace(POD_SPEC, OLD_POD_SPEC, 1)
+        items = self.lower(check.subject, check).replace(POD_SPEC, OLD_POD_SPEC, 1)
         if isinstance(check.subject, ir.EachVolume):
             items += " | [?type(@) == 'object']"
         items = f"({items}) || `[]`"
@@ -186,7 +167,7 @@ class KyvernoLowering:
     # --- references: a JMESPath value, null when unset ---------------------------------
 
     def _value(self, ref: ir.Ref, check: ir.Check) -> str:
-        return self._dispatch(ref, check)
+        return self.lower(ref, check)
 
     def lower_FieldRef(self, node: ir.FieldRef, check: ir.Check) -> str:
         return path(self._element(), node.path)
@@ -199,7 +180,7 @@ class KyvernoLowering:
 
     def lower_EffectiveRef(self, node: ir.EffectiveRef, check: ir.Check) -> str:
         if not isinstance(check.subject, ir.EachContainer):
-            raise self.unsupported(node, check.loc, "an effective value needs a container subject")
+            raise self.unsupported(node, check, "an effective value needs a container subject")
         container = path(self._element(), node.container_path)
         pod = path(OLD_POD_SPEC if self.old else POD_SPEC, node.pod_path)
         return f"([{container}, {pod}][?@ != `null`] | [0])"
@@ -256,7 +237,7 @@ class KyvernoLowering:
     def _refuse_null_volumes(self, node: object, check: ir.Check) -> None:
         """Kyverno's foreach skips a null volume entry, which violates a predicate that needs a set value."""
         if isinstance(check.subject, ir.EachVolume):
-            raise self.unsupported(node, check.loc, "Kyverno's foreach skips null volume entries, which this predicate would reject")
+            raise self.unsupported(node, check, "Kyverno's foreach skips null volume entries, which this predicate would reject")
 
     # --- exemptions encoded in the rule: selected by the object, for both sides ------------
 
@@ -264,7 +245,7 @@ class KyvernoLowering:
         """JMESPath: this exemption selects the object (and, for container rules, the container)."""
         terms = []
         if exemption.namespaces:
-            terms.append(f"contains({literal(list(exemption.namespaces))}, request.namespace || 'default')")
+            terms.append(f"contains({literal(list(exemption.namespaces))}, request.namespace || '{ir.DEFAULT_NAMESPACE}')")
         if exemption.names:
             terms.append(f"contains({literal(list(exemption.names))}, {path(OWN_METADATA, ('name',))})")
         terms.extend(f"{path(OWN_METADATA, ('labels', key))} == {literal(value)}" for key, value in exemption.labels)
@@ -276,7 +257,7 @@ class KyvernoLowering:
 
     def _container_waivers(self, check: ir.Check) -> str:
         """JMESPath true when a container-scoped waiver removes this element; '' when there is none."""
-        waivers = [e for e in self.rule.waivers if e.containers]
+        waivers = self.rule.placed(ir.Placement.CONTAINERS)
         return " || ".join(self._selects(e, check) for e in waivers)
 
     def _by_selection(self, values: ir.Values, check: ir.Check, body: Callable[[str], str]) -> str:
@@ -290,7 +271,7 @@ class KyvernoLowering:
         base = self.rule.rule.param(values.name)
         widenings = [e for e in self.rule.widenings if values.name in dict(e.allow)]
         if len(widenings) > MAX_WIDENINGS:
-            raise self.unsupported(values, check.loc, f"more than {MAX_WIDENINGS} widenings of one parameter")
+            raise self.unsupported(values, check, f"more than {MAX_WIDENINGS} widenings of one parameter")
         if not widenings:
             return body(literal(list(base)))
         selections = [self._selects(e, check) for e in widenings]
@@ -318,39 +299,6 @@ def _type_is_not(value: str, json_type: str) -> str:
 def _plain_key(key: str) -> bool:
     """A pattern key Kyverno reads literally: no anchor syntax, no wildcard, no variable."""
     return not re.match(r"^[+<=X^]?\(.*\)$", key) and not _WILDCARDS.search(key) and "{{" not in key
-
-
-# --- YAML text ---------------------------------------------------------------------------
-
-_PLAIN = re.compile(r"^[A-Za-z][A-Za-z0-9_./-]*$")
-_YAML_WORDS = {"y", "n", "yes", "no", "on", "off", "true", "false", "null"}
-
-
-def _scalar(value: object) -> str:
-    """A YAML scalar: plain when unambiguous, else JSON (which YAML reads back identically)."""
-    if isinstance(value, str) and _PLAIN.match(value) and value.lower() not in _YAML_WORDS:
-        return value
-    return json.dumps(value, ensure_ascii=False)
-
-
-def to_yaml(value: Any, indent: int = 0) -> str:
-    """Block-style YAML for JSON data; every scalar and key is escaped by `_scalar`."""
-    pad = " " * indent
-    if isinstance(value, dict) and value:
-        lines = []
-        for key, item in value.items():
-            if isinstance(item, (dict, list)) and item:
-                lines.append(f"{pad}{_scalar(key)}:\n{to_yaml(item, indent + 2)}")
-            else:
-                lines.append(f"{pad}{_scalar(key)}: {_scalar(item) if not isinstance(item, (dict, list)) else json.dumps(item)}")
-        return "\n".join(lines)
-    if isinstance(value, list) and value:
-        lines = []
-        for item in value:
-            text = to_yaml(item, indent + 2) if isinstance(item, (dict, list)) and item else pad + "  " + _scalar(item)
-            lines.append(f"{pad}- {text[len(pad) + 2:]}")
-        return "\n".join(lines)
-    return pad + (json.dumps(value) if isinstance(value, (dict, list)) else _scalar(value))
 
 
 # --- documents -------------------------------------------------------------------------
@@ -388,9 +336,9 @@ def _exemption_note(e: ir.Exemption) -> str:
 def policy_document(rule: ir.ResolvedRule, policy_set: ir.PolicySet) -> dict[str, Any]:
     """The ClusterPolicy of one rule, as JSON data."""
     if not any(t.kind == "Pod" for t in rule.targets):
-        raise UnsupportedError(rule=rule.id, construct="PodTarget", backend=BACKEND, loc=rule.rule.loc,
-                               why="rules are written for Pods and extended to controllers by autogen; a rule without Pod has none")
-    foreach = KyvernoLowering(rule).foreach()  # first, so that a refusal names the construct
+        raise Lowering(rule, BACKEND).unsupported(rule.targets[0], None, "rules are written for Pods and extended to "
+                                                                         "controllers by autogen; a rule without Pod has none")
+    foreach = KyvernoLowering(rule, BACKEND).foreach()  # first, so that a refusal names the construct
     annotations = {
         "policies.kyverno.io/title": rule.rule.title,
         "policies.kyverno.io/category": policy_set.title,
@@ -402,9 +350,8 @@ def policy_document(rule: ir.ResolvedRule, policy_set: ir.PolicySet) -> dict[str
     controllers = controllers_of(rule)
     if set(controllers) != set(DEFAULT_CONTROLLERS):
         annotations[AUTOGEN_ANNOTATION] = ",".join(controllers) or "none"
-    for e in rule.exemptions:
-        if e.is_widening or e.containers:
-            annotations[f"exemptions.kupe.cloud/{e.id}"] = _exemption_note(e)
+    for e in rule.placed(ir.Placement.WIDENING, ir.Placement.CONTAINERS):
+        annotations[f"exemptions.kupe.cloud/{e.id}"] = _exemption_note(e)
     validate: dict[str, Any] = {"failureAction": _ACTION[rule.level]}
     if rule.enforced_in:
         # A staged rule already denies in these namespaces; the selector reads the label
@@ -436,15 +383,14 @@ def exception_document(exemption: ir.Exemption, rules: list[ir.ResolvedRule]) ->
     """A PolicyException skipping the rules (and their autogen rules) for the objects the waiver selects."""
     for value in (v for pair in exemption.labels for v in pair):
         if _WILDCARDS.search(value):
-            raise UnsupportedError(rule=rules[0].id, construct="Exemption", backend=BACKEND, loc=exemption.loc,
-                                   why=f"Kyverno reads {value!r} as a wildcard")
+            raise Lowering(rules[0], BACKEND).unsupported(exemption, exemption.loc, f"Kyverno reads {value!r} as a wildcard")
     resources: dict[str, Any] = {"kinds": sorted({t.kind for r in rules for t in r.targets})}
     if exemption.namespaces:
         resources["namespaceSelector"] = _namespaces(exemption.namespaces)
     if exemption.labels:
         resources["selector"] = {"matchLabels": dict(exemption.labels)}
     spec: dict[str, Any] = {
-        "exceptions": [{"policyName": r.id, "ruleNames": [r.id, *autogen_names(r.id, controllers_of(r))]} for r in rules],
+        "exceptions": [{"policyName": r.id, "ruleNames": [r.id, *kyverno_autogen_rules(r.id, controllers_of(r))]} for r in rules],
         "match": {"any": [{"resources": resources}]},
     }
     if exemption.names:
@@ -482,58 +428,36 @@ def validate_strictly(document: dict[str, Any], where: str) -> None:
     stem = _SCHEMAS.get((document.get("apiVersion"), document.get("kind")))
     if stem is None:
         raise ArtifactError(f"{where}: unexpected {document.get('apiVersion')} {document.get('kind')}")
-    error = jsonschema.exceptions.best_match(_validator(stem).iter_errors(document))
-    if error is not None:
-        path = "/".join(str(p) for p in error.absolute_path) or "(root)"
-        raise ArtifactError(f"{where}: does not validate as {document['kind']} at {path}: {error.message}")
-
-
-def parse_back(files: dict[str, str], documents: dict[str, dict[str, Any]]) -> None:
-    """Every file parses as YAML to exactly what was meant, and validates against Kyverno's CRDs."""
-    for name, text in sorted(files.items()):
-        try:
-            (parsed,) = parse_yaml(text)
-        except yaml.YAMLError as error:
-            raise ArtifactError(f"{name}: generated YAML does not parse: {error}") from None
-        if parsed != documents[name]:
-            raise ArtifactError(f"{name}: generated YAML reads back differently from what was rendered")
-        if name.endswith("kustomization.yaml"):
-            continue
-        validate_strictly(parsed, name)
+    check_schema(where, document, _validator(stem))
 
 
 class KyvernoBackend(Backend):
     name = BACKEND
     title = f"Kyverno {MIN_VERSION[:4]}+ (ClusterPolicy, PolicyException)"
 
-    def compile(self, program: ir.Program) -> dict[str, str]:
-        sets = {ps.id: ps for ps in program.policy_sets}
-        files: dict[str, str] = {}
-        documents: dict[str, dict[str, Any]] = {}
+    def rule_files(self, rule: ir.ResolvedRule, program: ir.Program) -> dict[str, str]:
+        policy_set = next(ps for ps in program.policy_sets if ps.id == rule.rule.policy_set)
+        return {f"kyverno/policies/{rule.id}.yaml": _file(rule.rule.loc, policy_document(rule, policy_set))}
 
-        def add(name: str, template: str, source: ir.Loc, document: dict[str, Any]) -> None:
-            documents[name] = document
-            files[name] = render(template, source=str(source), body=Safe(to_yaml(document)))
-
-        for rule in program.rules:
-            add(f"kyverno/policies/{rule.id}.yaml", "kyverno/document.yaml.j2", rule.rule.loc,
-                policy_document(rule, sets[rule.rule.policy_set]))
+    def program_files(self, program: ir.Program, files: dict[str, str]) -> dict[str, str]:
+        """A PolicyException per exemption that waives whole objects, and the kustomization."""
         waived_rules: dict[str, list[ir.ResolvedRule]] = {}
         for rule in program.rules:
-            for waiver in rule.waivers:
+            for waiver in rule.placed(ir.Placement.NAMESPACES, ir.Placement.OBJECTS):
                 waived_rules.setdefault(waiver.id, []).append(rule)
-        for exemption in program.exemptions:
-            waived = [] if exemption.containers else waived_rules.get(exemption.id, [])
-            if waived:
-                add(f"kyverno/exceptions/{exemption.id}.yaml", "kyverno/document.yaml.j2", exemption.loc,
-                    exception_document(exemption, waived))
-        resources = sorted(name.removeprefix("kyverno/") for name in files)
-        documents["kyverno/kustomization.yaml"] = {
-            "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization", "resources": resources}
-        files["kyverno/kustomization.yaml"] = render(
-            "kyverno/kustomization.yaml.j2",
-            sources=", ".join(sorted({ps.loc.file for ps in program.policy_sets} | {e.loc.file for e in program.exemptions})),
-            resources=resources,
-        )
-        parse_back(files, documents)
-        return dict(sorted(files.items()))
+        exceptions = {f"kyverno/exceptions/{e.id}.yaml": _file(e.loc, exception_document(e, waived_rules[e.id]))
+                      for e in program.exemptions if e.id in waived_rules}
+        return {**exceptions, "kyverno/kustomization.yaml": kustomization(program, self.name, [*files, *exceptions], notes=(
+            f"`kubectl apply -k` installs every ClusterPolicy and PolicyException (Kyverno {MIN_VERSION[:4]}+ must be installed).",))}
+
+    def parse_back(self, files: dict[str, str]) -> None:
+        """Every file validates against Kyverno's CRDs (the YAML was read back as it was emitted)."""
+        check_kustomizations(files)
+        for path, text in sorted(files.items()):
+            if not path.endswith("kustomization.yaml"):
+                for document in documents(path, text):
+                    validate_strictly(document, path)
+
+
+def _file(source: ir.Loc, document: dict[str, Any]) -> str:
+    return render("kyverno/document.yaml.j2", source=str(source), body=document)

@@ -16,7 +16,7 @@ second binding, `[Deny]` in those namespaces only. Violation messages come from 
 failing containers (or volumes).
 
 Exemptions, each expressed where it is exact:
-- a waiver of whole namespaces (`Exemption.namespace_wide`) excludes them natively with
+- a waiver of whole namespaces (`Placement.NAMESPACES`) excludes them natively with
   `matchConstraints.namespaceSelector` on the `kubernetes.io/metadata.name` label, which the API
   server sets on every Namespace, so it is the request namespace;
 - any other waiver that covers the whole object (namespace / name / label criteria, no
@@ -45,54 +45,42 @@ from typing import Any
 import jsonschema
 from kubernetes_validate.utils import all_versions, major_minor, schema_contents
 from referencing import Registry, Resource
-import yaml
 
 from .. import ir
+from ..names import RULE_LABEL, WAIVER_CONDITION, admission_policy
 from ..errors import ArtifactError
 from ..lang.cel import CelLowering, compile_error
-from ..render import Safe, parse_yaml, render
-from . import Backend
+from ..render import Safe, render, rule_context
+from . import Backend, check_kustomizations, check_schema, documents
 
 KUBERNETES_VERSION = "1.30"
 API_VERSION = "admissionregistration.k8s.io/v1"
-RULE_LABEL = "policy.kupe.cloud/rule"
 _VALIDATION_ACTIONS = {ir.Level.REQUIRED: ["Deny"], ir.Level.RECOMMENDED: ["Audit", "Warn"]}
 _MAX_MATCH_CONDITIONS = 64
 _QUALIFIED_NAME = re.compile(r"([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?")
 _CEL_IDENTIFIER = re.compile(r"[_a-zA-Z][_a-zA-Z0-9]*")
 
 
-def policy_name(rule_id: str) -> str:
-    return f"kupe-{rule_id}"
-
-
 class VapBackend(Backend):
     name = "vap"
     title = "Kubernetes ValidatingAdmissionPolicy (admissionregistration.k8s.io/v1)"
 
-    def compile(self, program: ir.Program) -> dict[str, str]:
-        files = {f"vap/{rule.id}.yaml": self._rule_file(rule) for rule in program.rules}
-        files["vap/kustomization.yaml"] = render(
-            "vap/kustomization.yaml.j2",
-            sources=", ".join(sorted({str(ps.loc.file) for ps in program.policy_sets})),
-            resources=sorted(path.removeprefix("vap/") for path in files),
-        )
+    def rule_files(self, rule: ir.ResolvedRule, program: ir.Program) -> dict[str, str]:
+        return {f"vap/{rule.id}.yaml": self._rule_file(rule)}
+
+    def parse_back(self, files: dict[str, str]) -> None:
         parse_back(files)
-        return files
 
     def _rule_file(self, rule: ir.ResolvedRule) -> str:
-        whole_namespaces = [e for e in rule.waivers if e.namespace_wide]
-        whole_objects = [e for e in rule.waivers if not e.namespace_wide and not e.containers]
-        per_container = tuple(e for e in rule.waivers if e.containers)
+        whole_namespaces = rule.placed(ir.Placement.NAMESPACES)
+        whole_objects = rule.placed(ir.Placement.OBJECTS)
+        per_container = rule.placed(ir.Placement.CONTAINERS)
         lowering = CelLowering(rule, self.name, inline_waivers=per_container)
-        variables, validations = lowering.lower().template_context()
+        variables, validations = lowering.lower_rule().template_context()
         return render(
             "vap/rule.yaml.j2",
-            source=str(rule.rule.loc),
-            rule_id=rule.id,
-            level=rule.level.value,
-            title=rule.rule.title,
-            name=policy_name(rule.id),
+            **rule_context(rule),
+            name=admission_policy(rule.id),
             rule_label=RULE_LABEL,
             bindings=_bindings(rule),
             resource_rules=[{"apiGroups": [t.group], "apiVersions": ["*"], "operations": ["CREATE", "UPDATE"],
@@ -102,7 +90,7 @@ class VapBackend(Backend):
                 "values": sorted({ns for e in whole_namespaces for ns in e.namespaces}),
             },
             match_conditions=[{
-                "name": f"waiver.policy.kupe.cloud/{e.id}",
+                "name": WAIVER_CONDITION + e.id,
                 "comment": f"waiver {e.id} ({e.loc}): {e.reason}",
                 "expression": Safe(f"!({lowering.selects_object(e)})"),
             } for e in whole_objects],
@@ -117,7 +105,7 @@ def _bindings(rule: ir.ResolvedRule) -> list[dict[str, Any]]:
     The stage is split on the `kubernetes.io/metadata.name` namespace label: `[Deny]` in the
     stage, `[Audit, Warn]` everywhere else, so each request is judged by exactly one binding.
     """
-    name = policy_name(rule.id)
+    name = admission_policy(rule.id)
     if not rule.enforced_in:
         return [{"name": name, "actions": _VALIDATION_ACTIONS[rule.level], "stage": None}]
     stage = sorted(rule.enforced_in)
@@ -182,23 +170,14 @@ def parse_back(files: dict[str, str]) -> None:
     with_variables, without_variables = (*base, "variables"), base
     policies: set[str] = set()
     bound: dict[str, str] = {}
+    check_kustomizations(files)
     for path, text in sorted(files.items()):
-        try:
-            documents = parse_yaml(text)
-        except yaml.YAMLError as error:
-            raise ArtifactError(f"{path}: generated YAML does not parse: {error}") from None
         if path == "vap/kustomization.yaml":
-            resources = documents[0].get("resources") if len(documents) == 1 else None
-            if resources != sorted(p.removeprefix("vap/") for p in files if p != path):
-                raise ArtifactError(f"{path}: resources do not list exactly the generated files")
             continue
-        for document in documents:
-            if not isinstance(document, dict) or document.get("apiVersion") != API_VERSION:
+        for document in documents(path, text):
+            if document.get("apiVersion") != API_VERSION:
                 raise ArtifactError(f"{path}: expected {API_VERSION} objects only")
-            error = jsonschema.exceptions.best_match(_schema_validator(document["kind"]).iter_errors(document))
-            if error is not None:
-                raise ArtifactError(f"{path}: {document['kind']} is invalid for Kubernetes {KUBERNETES_VERSION}: "
-                                    f"{error.message} at {'/'.join(map(str, error.path))}")
+            check_schema(f"{path} (Kubernetes {KUBERNETES_VERSION})", document, _schema_validator(document["kind"]))
             if document["kind"] == "ValidatingAdmissionPolicy":
                 policies.add(document["metadata"]["name"])
                 _check_policy(path, document, with_variables, without_variables)

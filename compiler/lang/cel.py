@@ -28,7 +28,7 @@ from cel_expr_python import cel
 from cel_expr_python.ext import ext_optional, ext_strings
 
 from .. import describe, ir
-from ..errors import UnsupportedError
+from ..lowering import Lowering
 from ..render import Safe
 
 _TYPE_TESTS: dict[type, str] = {bool: "type({v}) == bool", int: "(type({v}) == int || type({v}) == double)",
@@ -117,7 +117,7 @@ class Lowered:
 
 
 @dataclass(frozen=True)
-class CelLowering:
+class CelLowering(Lowering):
     """One method per IR node; a node without a method is refused with `UnsupportedError`.
 
     `inline_waivers` are the waivers applied inside the validations (a waived container or
@@ -130,8 +130,6 @@ class CelLowering:
     that select the object. A check's validation holds when every failing subject failed before too.
     """
 
-    rule: ir.ResolvedRule
-    backend: str
     sources: CelSources = CelSources()
     inline_waivers: tuple[ir.Exemption, ...] = ()
     old: bool = False
@@ -139,9 +137,6 @@ class CelLowering:
     def __post_init__(self) -> None:
         if self.sources.exemptions is not None and self.inline_waivers:
             raise ValueError("exemptions are either constants (inline_waivers) or data (CelSources.exemptions), not both")
-
-    def unsupported(self, node: object, loc: ir.Loc, why: str = "") -> UnsupportedError:
-        return UnsupportedError(rule=self.rule.id, construct=type(node).__name__, backend=self.backend, loc=loc, why=why)
 
     @property
     def _object(self) -> str:
@@ -158,7 +153,7 @@ class CelLowering:
     def _variable(self, name: str, expression: str, comment: str) -> Variable:
         return Variable("old_" * self.old + name, expression, f"{'the old object: ' * self.old}{comment}")
 
-    def lower(self) -> Lowered:
+    def lower_rule(self) -> Lowered:
         """The variables and the validations (one per check) of the rule."""
         old = replace(self, old=True)
         variables: dict[str, Variable] = {v.name: v for v in [
@@ -215,26 +210,22 @@ class CelLowering:
     # --- references: a value expression that is null when unset ---------------------------
 
     def _value(self, ref: ir.Ref, x: str, check: ir.Check) -> str:
-        method = getattr(self, f"lower_{type(ref).__name__}", None)
-        if method is None:
-            raise self.unsupported(ref, check.loc, "no CEL lowering for this reference")
-        paths = (ref.container_path, ref.pod_path) if isinstance(ref, ir.EffectiveRef) else (ref.path,)
-        for part in (part for path in paths for part in path):
+        for part in (part for _, path in ref.reads() for part in path):
             if not _IDENTIFIER.fullmatch(part) or part in _RESERVED:
-                raise self.unsupported(ref, check.loc, f"field name {part!r} is not a plain CEL identifier "
-                                                       "(Kubernetes would need it escaped)")
-        return method(ref, x)
+                raise self.unsupported(ref, check, f"field name {part!r} is not a plain CEL identifier "
+                                                   "(Kubernetes would need it escaped)")
+        return self.lower(ref, check, x)
 
-    def lower_FieldRef(self, ref: ir.FieldRef, x: str) -> str:
+    def lower_FieldRef(self, ref: ir.FieldRef, check: ir.Check, x: str) -> str:
         return _guarded(x, ref.path)
 
-    def lower_NormalPath(self, ref: ir.NormalPath, x: str) -> str:
+    def lower_NormalPath(self, ref: ir.NormalPath, check: ir.Check, x: str) -> str:
         v = _guarded(x, ref.path)
         segments = f"{v}.split('/')"
         normal = f"({v}.startsWith('/') ? '/' : '') + {segments}.filter(s, s != '' && s != '.').join('/')"
         return f"(type({v}) != string ? {v} : {segments}.exists(s, s == '..') ? dyn(false) : dyn({normal}))"
 
-    def lower_EffectiveRef(self, ref: ir.EffectiveRef, x: str) -> str:
+    def lower_EffectiveRef(self, ref: ir.EffectiveRef, check: ir.Check, x: str) -> str:
         container = _guarded(x, ref.container_path)
         return f"({container} != null ? {container} : {_guarded(self.var('podSpec'), ref.pod_path)})"
 
@@ -254,10 +245,7 @@ class CelLowering:
     # --- predicates: a CEL condition under which subject `x` complies ----------------------
 
     def _complies(self, check: ir.Check, x: str, name: str) -> str:
-        method = getattr(self, f"lower_{type(check.predicate).__name__}", None)
-        if method is None:
-            raise self.unsupported(check.predicate, check.loc, "no CEL lowering for this predicate")
-        return method(check.predicate, check, x, name)
+        return self.lower(check.predicate, check, x, name)
 
     def _typed(self, v: str, value: ir.Scalar) -> str:
         return _TYPE_TESTS[type(value)].format(v=v)
@@ -301,10 +289,7 @@ class CelLowering:
 
     def _subjects(self, check: ir.Check) -> list[Variable]:
         """This side's variables for `check`: the list of its subjects, and the names of those failing it."""
-        method = getattr(self, f"lower_{type(check.subject).__name__}", None)
-        if method is None:
-            raise self.unsupported(check.subject, check.loc, "no CEL lowering for this subject")
-        return method(check.subject, check)
+        return self.lower(check.subject, check)
 
     def _failing(self, check: ir.Check, items: str, noun: str, selected_name: str) -> Variable:
         """The names of the failing items (one pass over the list).

@@ -16,8 +16,9 @@ import regopy
 from dataclasses import dataclass
 
 from .. import describe, ir
-from ..errors import ArtifactError, UnsupportedError
-from ..render import Safe, render
+from ..errors import ArtifactError
+from ..lowering import Lowering
+from ..render import Safe, render, rule_context
 
 # Builds the element of the `violation` set from Rego expressions by field name: the message and
 # what locates the violation (`msg`, `check`, `field`, `container`, `volume`).
@@ -27,10 +28,6 @@ Payload = Callable[[dict[str, str]], str]
 def literal(value: object) -> str:
     """A Rego literal for JSON data (Rego's term syntax is a superset of JSON)."""
     return json.dumps(value, sort_keys=True, ensure_ascii=False)
-
-
-def package_name(rule_id: str) -> str:
-    return rule_id.replace("-", "_")
 
 
 def exemption_data(exemption: ir.Exemption) -> dict[str, object]:
@@ -55,12 +52,20 @@ def judged_subresources(rule: ir.ResolvedRule) -> list[str]:
     return sorted({"", *(s for t in rule.targets for s in t.subresources)})
 
 
+def module_context(rule: ir.ResolvedRule, backend: str, package: str, payload: Payload) -> dict[str, object]:
+    """What every dialect's rule module template reads (the Rego backend's, Gatekeeper's)."""
+    return dict(
+        **rule_context(rule), enforced_in=sorted(rule.enforced_in), package=Safe(package), fix=rule.rule.fix, pod_spec_paths=pod_spec_paths(rule),
+        judged_subresources=judged_subresources(rule), checks=Safe(RegoLowering(rule, backend).lower_rule(payload)),
+    )
+
+
 LIBRARY_PATH = "lib/kupe.rego"
 
 
 def library(imports: list[str]) -> str:
     """The shared helpers, `package lib.kupe`, headed by the dialect's import lines."""
-    return render("rego/lib.rego.j2", imports=[Safe(line) for line in imports])
+    return render("rego/lib.rego.j2", imports=[Safe(line) for line in imports], default_namespace=ir.DEFAULT_NAMESPACE)
 
 
 def compile_check(modules: dict[str, str], entrypoints: list[str]) -> None:
@@ -83,7 +88,7 @@ _TYPE_TESTS = {bool: "is_boolean", int: "is_number", str: "is_string"}
 
 
 @dataclass(frozen=True)
-class RegoLowering:
+class RegoLowering(Lowering):
     """One method per IR node; a node without a method is refused with `unsupported`.
 
     Each check `i` becomes `ok_i` (the subject complies), `failing_i(spec, wl)` (the names of the
@@ -92,29 +97,17 @@ class RegoLowering:
     object, on an UPDATE, did not fail already (docs/semantics.md, Requests).
     """
 
-    rule: ir.ResolvedRule
-    backend: str
-
-    def unsupported(self, node: object, loc: ir.Loc, why: str = "") -> UnsupportedError:
-        return UnsupportedError(rule=self.rule.id, construct=type(node).__name__, backend=self.backend, loc=loc, why=why)
-
-    def lower(self, payload: Payload) -> str:
+    def lower_rule(self, payload: Payload) -> str:
         """All checks of the rule."""
         blocks = []
         for index, check in enumerate(self.rule.rule.checks):
-            alternatives = self._dispatch("predicate", check.predicate, check)
+            alternatives = self.lower(check.predicate, check)
             text = describe.predicate(check.predicate)
             head = f"ok_{index}({', '.join(self._parameters(check))})"
             blocks.append(f"# Check {index}, {describe.subject(check.subject)}: {text}")
             blocks.extend(f"{head} if {{\n{_body(lines)}\n}}\n" for lines in alternatives)
-            blocks.append(self._dispatch("subject", check.subject, check, index, text, payload))
+            blocks.append(self.lower(check.subject, check, index, text, payload))
         return "\n".join(blocks)
-
-    def _dispatch(self, kind: str, node: object, check: ir.Check, *args: object):  # type: ignore[no-untyped-def]
-        method = getattr(self, f"lower_{type(node).__name__}", None)
-        if method is None:
-            raise self.unsupported(node, check.loc, f"no Rego lowering for this {kind}")
-        return method(node, check, *args)
 
     @staticmethod
     def _parameters(check: ir.Check) -> list[str]:
@@ -128,12 +121,17 @@ class RegoLowering:
 
     # --- references: a value expression, and the conditions under which it is unset ---------
 
-    def _value(self, ref: ir.Ref) -> str:
-        if isinstance(ref, ir.EffectiveRef):
-            return f"kupe.effective(spec, x, {literal(list(ref.container_path))}, {literal(list(ref.pod_path))})"
-        if isinstance(ref, ir.NormalPath):
-            return f"kupe.normal_path(kupe.value(x, {literal(list(ref.path))}))"
-        return f"kupe.value(x, {literal(list(ref.path))})"
+    def _value(self, ref: ir.Ref, check: ir.Check) -> str:
+        return self.lower(ref, check)
+
+    def lower_FieldRef(self, node: ir.FieldRef, check: ir.Check) -> str:
+        return f"kupe.value(x, {literal(list(node.path))})"
+
+    def lower_EffectiveRef(self, node: ir.EffectiveRef, check: ir.Check) -> str:
+        return f"kupe.effective(spec, x, {literal(list(node.container_path))}, {literal(list(node.pod_path))})"
+
+    def lower_NormalPath(self, node: ir.NormalPath, check: ir.Check) -> str:
+        return f"kupe.normal_path({self.lower(node.field, check)})"
 
     def _unset(self, ref: ir.Ref) -> list[str]:
         if isinstance(ref, ir.EffectiveRef):
@@ -147,29 +145,29 @@ class RegoLowering:
             return f"kupe.allowed(wl, params, widenings, {literal(values.name)}, {subject_name})"
         return "{" + ", ".join(literal(v) for v in values) + "}"
 
-    def _typed(self, ref: ir.Ref, value: ir.Scalar) -> list[str]:
-        return [f"v := {self._value(ref)}", f"{_TYPE_TESTS[type(value)]}(v)"]
+    def _typed(self, ref: ir.Ref, value: ir.Scalar, check: ir.Check) -> list[str]:
+        return [f"v := {self._value(ref, check)}", f"{_TYPE_TESTS[type(value)]}(v)"]
 
     # --- predicates: alternatives (OR) of bodies (AND) under which the subject complies -----
 
     def lower_Equals(self, node: ir.Equals, check: ir.Check) -> list[list[str]]:
-        return [[*self._typed(node.ref, node.value), f"v == {literal(node.value)}"]]
+        return [[*self._typed(node.ref, node.value, check), f"v == {literal(node.value)}"]]
 
     def lower_NotEquals(self, node: ir.NotEquals, check: ir.Check) -> list[list[str]]:
-        return [self._unset(node.ref), [*self._typed(node.ref, node.value), f"v != {literal(node.value)}"]]
+        return [self._unset(node.ref), [*self._typed(node.ref, node.value, check), f"v != {literal(node.value)}"]]
 
     def lower_OneOf(self, node: ir.OneOf, check: ir.Check) -> list[list[str]]:
-        return [[*self._typed(node.ref, ""), f"v in {self._set_of(node.values, check)}"]]
+        return [[*self._typed(node.ref, "", check), f"v in {self._set_of(node.values, check)}"]]
 
     def lower_NoneOf(self, node: ir.NoneOf, check: ir.Check) -> list[list[str]]:
-        return [self._unset(node.ref), [*self._typed(node.ref, ""), f"not v in {self._set_of(node.values, check)}"]]
+        return [self._unset(node.ref), [*self._typed(node.ref, "", check), f"not v in {self._set_of(node.values, check)}"]]
 
     def lower_ListContains(self, node: ir.ListContains, check: ir.Check) -> list[list[str]]:
-        return [[f"v := {self._value(node.ref)}", "is_array(v)", f"{literal(node.value)} in v"]]
+        return [[f"v := {self._value(node.ref, check)}", "is_array(v)", f"{literal(node.value)} in v"]]
 
     def lower_ListSubsetOf(self, node: ir.ListSubsetOf, check: ir.Check) -> list[list[str]]:
         allowed = self._set_of(node.allowed, check)
-        return [self._unset(node.ref), [f"v := {self._value(node.ref)}", "is_array(v)", f"allowed_items := {allowed}",
+        return [self._unset(node.ref), [f"v := {self._value(node.ref, check)}", "is_array(v)", f"allowed_items := {allowed}",
                                         "every item in v {\n\t\titem in allowed_items\n\t}"]]
 
     def lower_Present(self, node: ir.Present, check: ir.Check) -> list[list[str]]:

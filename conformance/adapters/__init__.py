@@ -16,6 +16,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from compiler.ir import DEFAULT_NAMESPACE
+
 from ..engines.decoding import Rejected, decode
 
 
@@ -66,7 +68,7 @@ def namespace_of(obj: dict[str, Any]) -> str:
     """Where kubectl creates a namespaced object: its `metadata.namespace`, else `default`."""
     metadata = obj.get("metadata")
     namespace = metadata.get("namespace") if isinstance(metadata, dict) else None
-    return namespace if isinstance(namespace, str) and namespace else "default"
+    return namespace if isinstance(namespace, str) and namespace else DEFAULT_NAMESPACE
 
 
 def resource_of(obj: dict[str, Any]) -> str:

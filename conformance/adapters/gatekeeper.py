@@ -16,11 +16,12 @@ from typing import Any
 import regopy
 import yaml
 
+from compiler.names import RULE_LABEL
+
 from ..engines.gatekeeper import ConstraintTemplateEngine, EvaluationError, MatchError, TemplateError, Violation
 from . import Adapter, AdapterError, Request, admission_request
 
 _VERDICT = {"deny": "deny", "dryrun": "audit", "warn": "audit"}
-RULE_LABEL = "policy.kupe.cloud/rule"
 
 
 def _objects(artifacts: dict[str, str], folder: str) -> list[dict[str, Any]]:

@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from compiler.names import kyverno_rule_names
 from conformance.engines import kyverno as engine
 
 from . import Adapter, AdapterError, Request
@@ -22,7 +23,7 @@ _VERDICT = {"Enforce": "deny", "Audit": "audit"}
 
 def rule_id(policy: str, rule: str) -> str:
     """Our rule id (the policy's name) from a Kyverno result of the rule or one of its autogen rules."""
-    if rule not in (policy, f"autogen-{policy}"[:63], f"autogen-cronjob-{policy}"[:63]):
+    if rule not in kyverno_rule_names(policy):
         raise AdapterError(f"policy {policy} reported unexpected rule {rule}")
     return policy
 

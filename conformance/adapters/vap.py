@@ -13,10 +13,12 @@ from typing import Any
 
 import yaml
 
+from compiler.ir import DEFAULT_NAMESPACE
+from compiler.names import RULE_LABEL
+
 from ..engines.vap import Decision, admit
 from . import Adapter, AdapterError, Request
 
-RULE_LABEL = "policy.kupe.cloud/rule"
 
 
 class VapAdapter(Adapter):
@@ -45,7 +47,7 @@ class VapAdapter(Adapter):
             self.pairs.append((rule, policy, binding))
 
     def evaluate(self, request: Request) -> dict[str, str]:
-        ns = request.namespace or "default"
+        ns = request.namespace or DEFAULT_NAMESPACE
         namespace = {"apiVersion": "v1", "kind": "Namespace",
                      "metadata": {"name": ns, "labels": {"kubernetes.io/metadata.name": ns}}}
         verdicts: dict[str, str] = {}

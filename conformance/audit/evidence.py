@@ -31,10 +31,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from compiler import ir
-from compiler.backends.gatekeeper import kind_name
+from compiler.ir import DEFAULT_NAMESPACE
 from conformance.yamlio import LineDict
 
 from .model import Problem, Violation
+from compiler.names import constraint_kind, kyverno_rule_names
 
 REPORT_KINDS = {
     "wgpolicyk8s.io": ("PolicyReport", "ClusterPolicyReport"),
@@ -68,8 +69,6 @@ def verdict(rule: ir.ResolvedRule, namespace: str) -> str:
     return "deny" if rule.level is ir.Level.REQUIRED or namespace in rule.enforced_in else "audit"
 
 
-def kyverno_rule_names(rule_id: str) -> tuple[str, ...]:
-    return (rule_id, f"autogen-{rule_id}"[:63], f"autogen-cronjob-{rule_id}"[:63])
 
 
 def _line(value: Any, default: int) -> int:
@@ -126,7 +125,7 @@ def _read_report(report: dict[str, Any], file: str, line: int, rules: Mapping[st
         for subject in subjects:
             namespace = subject.get("namespace") or ""
             found.violations.append(Violation(
-                rule=policy, verdict=verdict(rules[policy], namespace or "default"), kind=str(subject["kind"]),
+                rule=policy, verdict=verdict(rules[policy], namespace or DEFAULT_NAMESPACE), kind=str(subject["kind"]),
                 namespace=namespace, name=str(subject["name"]), file=file, line=at_line,
                 source=f"{source} {report['kind']} ({outcome})", message=str(result.get("message", "")),
             ))
@@ -144,8 +143,8 @@ def _read_constraint(constraint: dict[str, Any], file: str, line: int, rules: Ma
     if name not in rules:
         found.foreign += 1
         return found
-    if constraint["kind"] != kind_name(name):
-        found.problems.append(Problem(where, f"constraint {name} has kind {constraint['kind']}; kupe's constraint for rule {name} is {kind_name(name)}"))
+    if constraint["kind"] != constraint_kind(name):
+        found.problems.append(Problem(where, f"constraint {name} has kind {constraint['kind']}; kupe's constraint for rule {name} is {constraint_kind(name)}"))
         return found
     status = constraint.get("status")
     if not isinstance(status, dict):
@@ -168,7 +167,7 @@ def _read_constraint(constraint: dict[str, Any], file: str, line: int, rules: Ma
         namespace = entry.get("namespace") or ""
         action = entry.get("enforcementAction", "")
         found.violations.append(Violation(
-            rule=name, verdict=verdict(rules[name], namespace or "default"), kind=entry["kind"], namespace=namespace,
+            rule=name, verdict=verdict(rules[name], namespace or DEFAULT_NAMESPACE), kind=entry["kind"], namespace=namespace,
             name=entry["name"], file=file, line=at_line,
             source=f"gatekeeper audit ({action})" if action else "gatekeeper audit", message=str(entry.get("message", "")),
         ))

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from compiler.output import write_text_atomically
 from compiler import ir
+from compiler.ir import DEFAULT_NAMESPACE
 from compiler.errors import InputError
 
 from ..engines.decoding import Rejected
@@ -68,7 +69,7 @@ def _selects(exemption: ir.Exemption, namespace: str, name: str) -> bool:
 
 def _by_report(exemption: ir.Exemption) -> bool:
     """A waiver a report's kind/namespace/name is enough to decide."""
-    return not (exemption.is_widening or exemption.labels or exemption.containers)
+    return not (exemption.allow or exemption.labels or exemption.containers)
 
 
 def readiness(program: ir.Program, rule_id: str, workloads: list[Workload], evidence: list[Violation], backend: str) -> Readiness:
@@ -91,10 +92,10 @@ def readiness(program: ir.Program, rule_id: str, workloads: list[Workload], evid
         if rule_id in now:
             uncovered.append(violation)
         else:
-            candidates = tuple(e.id for e in rule.exemptions if _selects(e, workload.namespace, workload.name))
+            candidates = tuple(e.id for e in rule.all_exemptions if _selects(e, workload.namespace, workload.name))
             covered.append((violation, candidates))
     for violation in (v for v in evidence if v.rule == rule_id):
-        waivers = tuple(e.id for e in rule.waivers if _by_report(e) and _selects(e, violation.namespace or "default", violation.name))
+        waivers = tuple(e.id for e in rule.waivers if _by_report(e) and _selects(e, violation.namespace or DEFAULT_NAMESPACE, violation.name))
         if waivers:
             covered.append((violation, waivers))
         else:
@@ -194,7 +195,7 @@ def append_exemptions(policies_dir: Path, rule_id: str, violations: list[Violati
     declared = _declared_ids(source)
     written: list[str] = []
     blocks: list[str] = []
-    for namespace, name in sorted({(v.namespace or "default", v.name) for v in violations}):
+    for namespace, name in sorted({(v.namespace or DEFAULT_NAMESPACE, v.name) for v in violations}):
         ident = exemption_id(rule_id, namespace, name)
         if ident in declared or ident in written:
             continue

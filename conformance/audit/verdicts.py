@@ -18,7 +18,8 @@ Every step of every path is kept exactly: a value that is not a mapping where th
 the same key are therefore judged alike by every engine that implements the semantics, and an
 engine that reads anything else is a backend bug the conformance suite is there to catch. Each
 distinct key is still evaluated by every chosen backend, so engine drift is found on real
-inputs. `tests/test_audit.py` pins the IR fields this key knows about.
+inputs. What a check reads comes from the IR (`Check.reads`), so a new subject or reference
+says what it reads or fails loudly, never silently cached.
 """
 
 from __future__ import annotations
@@ -63,26 +64,18 @@ class VerdictKey:
         for exemption in exemptions:
             for k, v in exemption.labels:
                 self.label_values.setdefault(k, set()).add(v)
-        self.container_names = any(e.containers for e in exemptions)
         self.pod_paths: set[tuple[str, ...]] = set()
-        self.container_paths: dict[str, set[tuple[str, ...]]] = {}
-        self.volume_paths: set[tuple[str, ...]] = set()
+        self.list_paths: dict[str, set[tuple[str, ...]]] = {}  # pod spec list (containers, volumes, ...) → item paths
         for rule in program.rules:
             for check in rule.rule.checks:
-                ref = check.predicate.ref
-                if isinstance(check.subject, ir.EachContainer):
-                    paths = (ref.container_path,) if isinstance(ref, ir.EffectiveRef) else (ref.path,)
-                    for lst in check.subject.lists:
-                        self.container_paths.setdefault(lst, set()).update(paths)
-                    if isinstance(ref, ir.EffectiveRef):
-                        self.pod_paths.add(ref.pod_path)
-                elif isinstance(check.subject, ir.PodSpec):
-                    self.pod_paths.add(ref.path)
-                else:
-                    self.volume_paths.add(ref.path)
-        if self.container_names:
-            for paths in self.container_paths.values():
-                paths.add(("name",))
+                for where, path in check.reads():
+                    if where == "pod":
+                        self.pod_paths.add(path)
+                    else:
+                        self.list_paths.setdefault(where, set()).add(path)
+        if any(e.containers for e in exemptions):  # then exemptions read container names
+            for where in ir.CONTAINER_LISTS:
+                self.list_paths.setdefault(where, set()).add(("name",))
 
     @staticmethod
     def _selected(obj: dict[str, Any], path: tuple[str, ...], known: set[str]) -> tuple[Any, ...]:
@@ -109,8 +102,7 @@ class VerdictKey:
             if spec[0] == "value" and isinstance(spec[1], dict):
                 pod = spec[1]
                 key.append([_walk(pod, p) for p in sorted(self.pod_paths)])
-                key.append([self._items(pod, lst, paths) for lst, paths in sorted(self.container_paths.items())])
-                key.append(self._items(pod, "volumes", self.volume_paths))
+                key.append([self._items(pod, where, paths) for where, paths in sorted(self.list_paths.items())])
             else:
                 key.append(spec)
         return json.dumps(key, sort_keys=True, default=repr)
@@ -124,7 +116,7 @@ class Auditor:
         self.program = program
         self.backends = backends
         self.adapters: dict[str, Adapter] = {
-            b: adapters[b](pipeline.compile_program(program, [adapters[b].compiled_backend()])) for b in backends}
+            b: adapters[b](pipeline.compile_backends(program, [adapters[b].compiled_backend()])) for b in backends}
         self.key = VerdictKey(program) if cache else None
         self.cache: dict[str, dict[str, Outcome]] = {}
         self.evaluations = 0  # objects really handed to the engines
@@ -161,7 +153,7 @@ class Auditor:
         if self._explainer is None:
             rego = self.adapters.get("rego")
             if not isinstance(rego, RegoAdapter):
-                rego = RegoAdapter(pipeline.compile_program(self.program, ["rego"]))
+                rego = RegoAdapter(pipeline.compile_backends(self.program, ["rego"]))
             self._explainer = Explainer(self.program, rego)
         return self._explainer
 
