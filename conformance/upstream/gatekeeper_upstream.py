@@ -7,11 +7,13 @@ no message): ``yes`` wants at least one, ``no`` none, an integer exactly that ma
 
 ``engine="cel"`` runs the same suites through the emulator's K8sNativeValidation engine, for the
 templates that carry such an entry (the others are skipped: gator has nothing to run in CEL).
+Each run is checked against the upstream index (`expected.json`): a suite case the index lists
+that was not run counts as a disagreement.
 """
 from __future__ import annotations
 
+import json
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -20,37 +22,10 @@ import yaml
 from conformance.engines.gatekeeper import GATOR_POINT, ConstraintTemplateEngine, Violation
 from conformance.engines.gatekeeper.cel_program import CEL_ENGINE
 
-__all__ = [
-    "CaseOutcome",
-    "check_assertion",
-    "default_root",
-    "load_known_gaps",
-    "run_all",
-    "run_suite",
-]
+from . import Outcome, Suite
 
 _ADMISSION_GROUP = "admission.k8s.io"
-
-
-@dataclass(frozen=True)
-class CaseOutcome:
-    """One suite case: whether the emulator agrees with the suite's assertions, and why not."""
-
-    suite: str
-    test: str
-    case: str
-    agree: bool
-    detail: str = ""
-    operation: str = ""  # the AdmissionReview's (UPDATE samples); "" for a bare object
-
-    @property
-    def key(self) -> str:
-        return f"{self.suite}/{self.test}/{self.case}"
-
-
-def default_root(repo_root: Path) -> Path:
-    """Where the shared upstream fixtures live: beside the repository, in ``shared/upstream``."""
-    return repo_root.parent / "shared" / "upstream" / "gatekeeper-library"
+LIBRARY = "gatekeeper-library"
 
 
 def _load_docs(path: Path) -> list[dict]:
@@ -116,13 +91,13 @@ def has_cel(template: Mapping[str, Any]) -> bool:
     return any(code.get("engine") == CEL_ENGINE for target in targets for code in target.get("code") or [])
 
 
-def run_suite(suite_path: Path, engine: str = "rego") -> list[CaseOutcome]:
+def run_suite(suite_path: Path, engine: str = "rego") -> list[Outcome]:
     """Every non-skipped case of one ``suite.yaml`` (with ``engine="cel"``, of its tests whose template has CEL)."""
     suite_dir, name = suite_path.parent, suite_path.parent.name
     suite = _load_one(suite_path)
     if suite.get("skip"):
         return []
-    outcomes: list[CaseOutcome] = []
+    outcomes: list[Outcome] = []
     for test in suite.get("tests") or []:
         if test.get("skip"):
             continue
@@ -135,10 +110,8 @@ def run_suite(suite_path: Path, engine: str = "rego") -> list[CaseOutcome]:
             template_engine = ConstraintTemplateEngine(_load_one(suite_dir / test["template"]), engine=engine)
             constraint = _load_one(suite_dir / test["constraint"])
         except Exception as err:  # gator fails every case of a test whose setup fails
-            outcomes += [
-                CaseOutcome(name, test["name"], c["name"], False, f"setup: {type(err).__name__}: {err}")
-                for c in cases
-            ]
+            outcomes += [Outcome(f"{name}/{test['name']}/{c['name']}", False, f"setup: {type(err).__name__}: {err}", "")
+                         for c in cases]
             continue
         for case in cases:
             outcomes.append(_run_case(name, test["name"], case, suite_dir, template_engine, constraint))
@@ -148,7 +121,8 @@ def run_suite(suite_path: Path, engine: str = "rego") -> list[CaseOutcome]:
 def _run_case(
     suite: str, test: str, case: Mapping[str, Any], suite_dir: Path,
     engine: ConstraintTemplateEngine, constraint: dict,
-) -> CaseOutcome:
+) -> Outcome:
+    key = f"{suite}/{test}/{case['name']}"
     try:
         assertions = case.get("assertions") or []
         if not assertions:
@@ -158,26 +132,38 @@ def _run_case(
         operation = str((obj.get("request") or {}).get("operation", "")) if obj.get("kind") == "AdmissionReview" else ""
         violations = _review_case(engine, constraint, obj, inventory)
     except Exception as err:  # gator reports the case as errored, so it cannot pass
-        return CaseOutcome(suite, test, case["name"], False, f"error: {type(err).__name__}: {err}")
+        return Outcome(key, False, f"error: {type(err).__name__}: {err}", "")
     failures = [f for a in assertions if (f := check_assertion(a, violations))]
     if failures:
         messages = [v.msg for v in violations]
-        return CaseOutcome(suite, test, case["name"], False, f"{'; '.join(failures)}; messages {messages}", operation)
-    return CaseOutcome(suite, test, case["name"], True, operation=operation)
+        return Outcome(key, False, f"{'; '.join(failures)}; messages {messages}", operation)
+    return Outcome(key, True, operation=operation)
 
 
-def run_all(root: Path, engine: str = "rego") -> list[CaseOutcome]:
-    """Every case of every ``<template>/suite.yaml`` under ``root``, in a stable order."""
-    return [o for suite in sorted(root.glob("*/suite.yaml")) for o in run_suite(suite, engine)]
+def _indexed(upstream: Path, engine: str) -> int | None:
+    """How many suite cases the upstream index lists for this engine (None without an index)."""
+    index = upstream / "expected.json"
+    if not index.is_file():
+        return None
+    records = [r for r in json.loads(index.read_text()) if r["test_format"] == "gator-suite"]
+    if engine == "cel":
+        records = [r for r in records if has_cel(_load_one(upstream / r["policy_file"]))]
+    return len(records)
 
 
-def load_known_gaps(path: Path, section: str = "gaps") -> dict[str, str]:
-    """``{case key: reason}`` from one section of the known-gaps YAML (``gaps``: Rego, ``cel_gaps``:
-    CEL); every gap must carry a reason."""
-    doc = yaml.safe_load(path.read_text()) or {}
-    gaps: dict[str, str] = {}
-    for entry in doc.get(section) or []:
-        if not entry.get("reason"):
-            raise ValueError(f"known gap {entry.get('case')!r} has no reason")
-        gaps[entry["case"]] = entry["reason"]
-    return gaps
+def run_all(upstream: Path, engine: str = "rego") -> list[Outcome]:
+    """Every case of every ``<template>/suite.yaml``, in a stable order, and every indexed case accounted for."""
+    outcomes = [o for suite in sorted((upstream / LIBRARY).glob("*/suite.yaml")) for o in run_suite(suite, engine)]
+    indexed = _indexed(upstream, engine)
+    if indexed is not None and indexed != len(outcomes):
+        outcomes.append(Outcome(f"{LIBRARY} index", False, f"the index lists {indexed} cases, {len(outcomes)} were run"))
+    return outcomes
+
+
+SUITES = (
+    Suite("gatekeeper", "Gatekeeper, Rego engine", "every gatekeeper-library `suite.yaml`",
+          lambda upstream: run_all(upstream, "rego")),
+    Suite("gatekeeper-cel", "Gatekeeper, CEL engine",
+          "the gatekeeper-library suites of the templates with a K8sNativeValidation block",
+          lambda upstream: run_all(upstream, "cel")),
+)

@@ -4,7 +4,8 @@ The shared upstream folder holds ``expected.json``, one record per expected
 (resource, policy, rule) verdict.  For every ``kyverno-test`` record in scope this
 module loads the policy, resource, exceptions and values files the record names,
 evaluates the policy with ``conformance.engines.kyverno.evaluate`` and compares the
-verdict, honouring ``kyverno-known-gaps.yaml``.
+verdict. In scope: the pattern policies of kyverno/policies pod-security (their CEL twins in
+``pod-security-cel`` are CEL, not patterns) and every Kyverno CLI test.
 
 Two CLI conventions are reproduced here rather than in the emulator:
 
@@ -19,18 +20,17 @@ kyverno/policies names autogen results by the base rule while the CLI tests use
 from __future__ import annotations
 
 import json
-from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Mapping
 
 import yaml
 
 from conformance.engines.kyverno import RuleResult, evaluate, policy_key
 
-HERE = Path(__file__).resolve().parent
-KNOWN_GAPS_FILE = HERE / "kyverno-known-gaps.yaml"
+from . import Outcome, Suite
+
 IN_SCOPE = ("kyverno-policies/pod-security/", "kyverno-cli/")
 
 CLUSTER_SCOPED = {
@@ -39,11 +39,6 @@ CLUSTER_SCOPED = {
     "ValidatingWebhookConfiguration", "MutatingWebhookConfiguration", "APIService", "CSIDriver",
     "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding", "ClusterPolicyReport",
 }
-
-
-def shared_upstream(repo_root: Path) -> Path:
-    """``<repo>/../shared/upstream``, where the upstream fixtures live."""
-    return repo_root.resolve().parent / "shared" / "upstream"
 
 
 @dataclass(frozen=True)
@@ -57,25 +52,11 @@ class Record:
         return str(self.raw["source_folder"])
 
     @property
-    def label(self) -> str:
+    def key(self) -> str:
+        """folder/policy/rule/kind/[namespace/]name: a known gap names a prefix of it."""
         namespace = self.raw.get("resource_namespace")
         resource = f"{namespace}/{self.raw['resource_name']}" if namespace else self.raw["resource_name"]
-        return f"{self.folder}: {self.raw['policy']}/{self.raw.get('rule')} {self.raw['resource_kind']} {resource}"
-
-
-@dataclass
-class Comparison:
-    """Outcome of replaying every in-scope record."""
-
-    agree: list[str] = field(default_factory=list)
-    known_gaps: list[str] = field(default_factory=list)
-    stale_gaps: list[str] = field(default_factory=list)
-    disagree: list[str] = field(default_factory=list)
-    gap_categories: Counter = field(default_factory=Counter)
-    out_of_scope: int = 0
-
-    def summary(self) -> str:
-        return f"kyverno upstream: {len(self.agree)} agree, {len(self.known_gaps)} known gaps, {len(self.disagree)} disagree"
+        return f"{self.folder}/{self.raw['policy']}/{self.raw.get('rule')}/{self.raw['resource_kind']}/{resource}"
 
 
 def load_records(upstream: Path) -> list[Record]:
@@ -204,80 +185,17 @@ def observed_verdict(results: list[RuleResult] | None, rule: str | None) -> str 
     return "skip"
 
 
-@dataclass(frozen=True)
-class Gap:
-    """A known-gaps entry: records the emulator cannot reproduce, with a reason."""
-
-    folder: str
-    category: str
-    reason: str
-    policy: str | None = None
-    rule: str | None = None
-    resources: tuple[str, ...] = ()
-
-    def covers(self, record: Record) -> bool:
-        if not (record.folder == self.folder or record.folder.startswith(self.folder.rstrip("/") + "/")):
-            return False
-        if self.policy is not None and record.raw["policy"] != self.policy:
-            return False
-        if self.rule is not None and record.raw.get("rule") != self.rule:
-            return False
-        return not self.resources or record.raw["resource_name"] in self.resources
-
-
-@dataclass(frozen=True)
-class KnownGaps:
-    """Out-of-scope folders and per-record gaps from ``kyverno-known-gaps.yaml``."""
-
-    out_of_scope: tuple[Gap, ...]
-    gaps: tuple[Gap, ...]
-
-    def gap_for(self, record: Record) -> Gap | None:
-        return next((g for g in self.gaps if g.covers(record)), None)
-
-    def excluded(self, record: Record) -> bool:
-        return any(g.covers(record) for g in self.out_of_scope)
-
-
-def _gap(entry: Mapping[str, Any]) -> Gap:
-    return Gap(entry["folder"], entry.get("category", "other"), entry["reason"], entry.get("policy"),
-               entry.get("rule"), tuple(entry.get("resources") or ()))
-
-
-def load_known_gaps(path: Path = KNOWN_GAPS_FILE) -> KnownGaps:
-    doc = yaml.safe_load(path.read_text()) or {}
-    return KnownGaps(tuple(_gap(e) for e in doc.get("out_of_scope") or []),
-                     tuple(_gap(e) for e in doc.get("gaps") or []))
-
-
-def in_scope(record: Record) -> bool:
-    return record.folder.startswith(IN_SCOPE)
-
-
-def compare(upstream: Path, known: KnownGaps, records: Iterable[Record] | None = None) -> Comparison:
-    """Replay every in-scope record and classify it."""
-    outcome = Comparison()
-    for record in records if records is not None else load_records(upstream):
-        if not in_scope(record) or known.excluded(record):
-            outcome.out_of_scope += 1
+def run(upstream: Path) -> list[Outcome]:
+    """Every in-scope record, replayed."""
+    outcomes = []
+    for record in load_records(upstream):
+        if not record.folder.startswith(IN_SCOPE):
             continue
         expected = record.raw["expected"]
         observed = observed_verdict(run_record(upstream, record), record.raw.get("rule"))
-        gap = known.gap_for(record)
-        line = f"{record.label}: expected {expected}, emulator {observed}"
-        if observed == expected:
-            (outcome.stale_gaps if gap else outcome.agree).append(line)
-        elif gap:
-            outcome.known_gaps.append(line)
-            outcome.gap_categories[gap.category] += 1
-        else:
-            outcome.disagree.append(line)
-    return outcome
+        agrees = observed == expected
+        outcomes.append(Outcome(record.key, agrees, "" if agrees else f"expected {expected}, emulator {observed}"))
+    return outcomes
 
 
-if __name__ == "__main__":
-    result = compare(shared_upstream(HERE.parent.parent), load_known_gaps())
-    for line in result.disagree + [f"STALE GAP {s}" for s in result.stale_gaps]:
-        print(line)
-    print(dict(result.gap_categories))
-    print(result.summary())
+SUITE = Suite("kyverno", "Kyverno", "kyverno/policies pod-security and the Kyverno CLI tests", run)

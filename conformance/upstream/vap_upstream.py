@@ -19,7 +19,6 @@ is a ValidatingAdmissionPolicy is replayed the way `kyverno test` replays it:
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,30 +26,10 @@ import yaml
 
 from conformance.engines.vap import Decision, admit, selector_matches
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-KNOWN_GAPS_FILE = Path(__file__).with_name("vap-known-gaps.yaml")
+from . import Outcome, Suite
+
 _VAP = "ValidatingAdmissionPolicy"
 _BINDING = "ValidatingAdmissionPolicyBinding"
-
-
-@dataclass(frozen=True)
-class CaseResult:
-    """One upstream expectation and what the emulator says."""
-
-    case_id: str
-    expected: str
-    actual: str
-    detail: str
-
-    @property
-    def agrees(self) -> bool:
-        return self.expected == self.actual
-
-
-def shared_upstream(repo_root: Path = REPO_ROOT) -> Path | None:
-    """The shared upstream fixtures beside the repository, if present."""
-    folder = repo_root.parent / "shared" / "upstream"
-    return folder if (folder / "expected.json").is_file() else None
 
 
 def vap_records(upstream: Path) -> list[dict[str, Any]]:
@@ -59,15 +38,9 @@ def vap_records(upstream: Path) -> list[dict[str, Any]]:
     return [r for r in records if r.get("policy_kind") == _VAP and r.get("test_format") == "kyverno-test"]
 
 
-def case_id(record: dict[str, Any]) -> str:
+def case_key(record: dict[str, Any]) -> str:
     ns = f"{record['resource_namespace']}/" if record.get("resource_namespace") else ""
-    return f"{record['test_file']}::{record['policy']}::{record['resource_kind']}/{ns}{record['resource_name']}"
-
-
-def load_known_gaps(path: Path = KNOWN_GAPS_FILE) -> dict[str, dict[str, Any]]:
-    """Known disagreements, by case id, each with the upstream verdict, ours and the reason."""
-    data = yaml.safe_load(path.read_text()) or {}
-    return {gap["id"]: gap for gap in data.get("gaps") or []}
+    return f"{record['test_file']}/{record['policy']}/{record['resource_kind']}/{ns}{record['resource_name']}"
 
 
 def _documents(path: Path) -> list[dict[str, Any]]:
@@ -97,7 +70,7 @@ def kyverno_verdict(decision: Decision) -> str:
     return "error" if decision.ignored_errors else "pass"
 
 
-def run_record(upstream: Path, record: dict[str, Any]) -> CaseResult:
+def run_record(upstream: Path, record: dict[str, Any]) -> Outcome:
     """Replay one upstream expectation through the emulator."""
     test_file = upstream / record["test_file"]
     test = yaml.safe_load(test_file.read_text())
@@ -138,8 +111,9 @@ def run_record(upstream: Path, record: dict[str, Any]) -> CaseResult:
             break
     actual = kyverno_verdict(decision)
     detail = "; ".join(r.message for r in decision.results) or decision.error or ""
-    return CaseResult(case_id(record), record["expected"], actual, detail)
+    agrees = actual == record["expected"]
+    return Outcome(case_key(record), agrees, "" if agrees else f"expected {record['expected']}, emulator {actual} ({detail})")
 
 
-def run_all(upstream: Path) -> list[CaseResult]:
-    return [run_record(upstream, r) for r in vap_records(upstream)]
+SUITE = Suite("vap", "ValidatingAdmissionPolicy", "the Kyverno CLI's VAP tests",
+              lambda upstream: [run_record(upstream, r) for r in vap_records(upstream)])
