@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from .gotypes import has_wildcard, wildcard_match
 from ..objects import object_meta
@@ -190,24 +190,24 @@ def _excludes(block: Mapping[str, Any], resource: Mapping[str, Any], request: Re
     return not _block_errors(block, resource, request, with_user=True)
 
 
+def _holds(blocks: Mapping[str, Any] | None, test: Callable[..., bool], resource: Mapping[str, Any], request: Request) -> bool:
+    """`test` over a match or exclude: any of `any`, all of `all`, else the legacy single block."""
+    blocks = blocks or {}
+    if blocks.get("any"):
+        return any(test(block, resource, request) for block in blocks["any"])
+    if blocks.get("all"):
+        return all(test(block, resource, request) for block in blocks["all"])
+    return test(_legacy(blocks), resource, request)
+
+
 def is_matched(match: Mapping[str, Any] | None, resource: Mapping[str, Any], request: Request) -> bool:
     """Does the ``match`` block select the resource?"""
-    match = match or {}
-    if match.get("any"):
-        return any(_selects(block, resource, request) for block in match["any"])
-    if match.get("all"):
-        return all(_selects(block, resource, request) for block in match["all"])
-    return _selects(_legacy(match), resource, request)
+    return _holds(match, _selects, resource, request)
 
 
 def is_excluded(exclude: Mapping[str, Any] | None, resource: Mapping[str, Any], request: Request) -> bool:
     """Does the ``exclude`` block remove the resource?"""
-    exclude = exclude or {}
-    if exclude.get("any"):
-        return any(_excludes(block, resource, request) for block in exclude["any"])
-    if exclude.get("all"):
-        return all(_excludes(block, resource, request) for block in exclude["all"])
-    return _excludes(_legacy(exclude), resource, request)
+    return _holds(exclude, _excludes, resource, request)
 
 
 def rule_applies(rule: Mapping[str, Any], resource: Mapping[str, Any], request: Request) -> bool:

@@ -143,18 +143,11 @@ def _cmp(a: Any, b: Any) -> int:
 
 def _compare(value: Any, pattern: str, op: str) -> bool:
     text = number_to_string(value)
-    pattern_duration = parse_duration(pattern)
-    if pattern_duration is not None and text is not None:
-        value_duration = parse_duration(text)
-        if value_duration is not None:
-            outcome = _ordered(_cmp(value_duration, pattern_duration), op)
-            if outcome is not None:
-                return outcome
-    pattern_quantity = parse_quantity(pattern)
-    if pattern_quantity is not None and text is not None:
-        value_quantity = parse_quantity(text)
-        if value_quantity is not None:
-            outcome = _ordered(_cmp(value_quantity, pattern_quantity), op)
+    for parse in (parse_duration, parse_quantity):  # as durations first, then as quantities, then as text
+        expected = parse(pattern)
+        found = parse(text) if expected is not None and text is not None else None
+        if found is not None:
+            outcome = _ordered(_cmp(found, expected), op)
             if outcome is not None:
                 return outcome
     return _compare_string(value, pattern, op)
