@@ -16,6 +16,7 @@ from conformance.engines.cel import (
     cel_equal,
     evaluator_for,
     to_cel,
+    with_go_or_value,
 )
 
 EV = evaluator_for(("object", "params"))
@@ -225,3 +226,41 @@ def test_nulls_in_results_keep_none_alive() -> None:
         for _ in range(5000):
             assert evaluator.evaluate(expression, {"object": None, "params": None}) in (None, [None, 1], {"a": None, "b": [None]})
         assert sys.getrefcount(None) >= before - 100, expression
+
+
+# --- cel-go's orValue on a receiver that is no optional -------------------------------------------
+
+OBJECT = {"x": {"add": ["NET_BIND_SERVICE"], "n": 0, "m": {"k": "v"}, "s": "a.orValue(1)"}}
+
+
+@pytest.mark.parametrize(("expression", "expected"), [
+    # cel-go returns a receiver that is no optional unchanged (Kyverno's disallow-capabilities-strict relies on it)
+    ("x.add.orValue([]).size() == 1", True),
+    ("x.n.orValue(5)", 0),
+    ("x.add[0].orValue('')", "NET_BIND_SERVICE"),
+    ("x.m.k.orValue('z') + x.m.?missing.orValue('!')", "v!"),
+    # optionals keep their meaning
+    ("x.?missing.orValue([]).size()", 0),
+    ("x.?m.?k.orValue('z')", "v"),
+    ("x.?m.k.orValue('z')", "v"),
+    ("x.m[?'missing'].orValue('z')", "z"),
+    ("optional.none().orValue(3)", 3),
+    ("optional.of(4).orValue(3)", 4),
+    ("[1, 2][0].orValue(3)", 1),
+    ("{'k': 1}.orValue(3)", {"k": 1}),
+    # nested calls, in the default and in the receiver
+    ("x.n.orValue(x.m.k.orValue(2))", 0),
+    ("x.?m.orValue({}).k.orValue('z')", "v"),
+    # text inside a string literal is no call
+    ("x.s == 'a.orValue(1)'", True),
+])
+def test_or_value_behaves_as_in_cel_go(expression: str, expected: object) -> None:
+    assert CelEvaluator(("x",)).evaluate(expression, OBJECT) == expected
+
+
+def test_or_value_rewrite_leaves_optional_receivers_and_strings_alone() -> None:
+    for expression in ("x.?a.?b.orValue(null)", "e.allow[?'k'].orValue([])", "'y.orValue(1)' == x.?s.orValue('')"):
+        assert with_go_or_value(expression) == expression
+    rewritten = with_go_or_value("x.a.orValue(1) == 1")
+    assert rewritten == ("cel.bind(kupeOrValue3, x.a, type(kupeOrValue3) == optional_type ? "
+                         "dyn(kupeOrValue3).orValue(1) : dyn(kupeOrValue3)) == 1")

@@ -30,6 +30,16 @@ Values
     as Go's JSON decoding does), YAML dates become RFC 3339 strings. Not emulated: defaulting and
     the dropping of empty ``omitempty`` fields (``hostNetwork: false`` is still visible here).
 
+cel-go's ``orValue`` on a value that is not an optional
+    cel-go (as Kubernetes and Kyverno build it) returns such a receiver unchanged:
+    ``container.securityContext.capabilities.add.orValue([])`` is the list. The CEL C++ runtime
+    has no such overload ("No matching overloads found : orValue"), and its Python bridge cannot
+    take an optional argument, so ``with_go_or_value`` rewrites each call whose receiver is not
+    syntactically optional into ``cel.bind(v, <receiver>, type(v) == optional_type ?
+    dyn(v).orValue(<default>) : dyn(v))`` before compiling: the receiver is evaluated once, as in cel-go.
+    A receiver whose last links are optional selections (``.?f``, ``[?k]``) is left as written
+    (our own CEL calls ``orValue`` only there).
+
 Errors
     Runtime errors (missing map key, no matching overload, division by zero, ...) raise
     ``CelError``; expressions that do not compile raise ``CelCompileError`` (a ``CelError``). The
@@ -295,7 +305,7 @@ class CelEvaluator:
         program = self._programs.get(expression)
         if program is None:
             try:
-                program = self._env.compile(expression)
+                program = self._env.compile(with_go_or_value(expression))
             except RuntimeError as exc:
                 program = CelCompileError(f"compilation failed: {_clean(str(exc))}")
             self._programs[expression] = program
@@ -323,6 +333,91 @@ class CelEvaluator:
         if value.type() == _T.NULL:
             return None
         return _owned_nulls(value.plain_value())
+
+
+# --- cel-go's orValue on a non-optional --------------------------------------------------------
+
+_TOKEN = re.compile(r"""
+    (?P<string>[rRbB]{0,2}(?:"{3}[\s\S]*?"{3}|'{3}[\s\S]*?'{3}|"(?:\\.|[^"\\\n])*"|'(?:\\.|[^'\\\n])*'))
+  | (?P<name>[_a-zA-Z][_a-zA-Z0-9]*)
+  | (?P<space>\s+)
+  | (?P<other>.)
+""", re.VERBOSE | re.DOTALL)
+_NAME = re.compile(r"[_a-zA-Z][_a-zA-Z0-9]*")
+_BOUND = "kupeOrValue"  # the names the rewrite binds (a receiver that is one is done)
+
+
+def _tokens(expression: str) -> list[re.Match[str]]:
+    return [m for m in _TOKEN.finditer(expression) if m.lastgroup != "space"]
+
+
+def _partners(tokens: list[str]) -> dict[int, int]:
+    """Index of each bracket token → index of its partner (an unbalanced text maps nothing)."""
+    partners: dict[int, int] = {}
+    stack: list[int] = []
+    for i, token in enumerate(tokens):
+        if token in "([{":
+            stack.append(i)
+        elif token in ")]}" and stack:
+            j = stack.pop()
+            partners[i], partners[j] = j, i
+    return partners
+
+
+def _receiver(tokens: list[str], partners: dict[int, int], end: int) -> tuple[int, bool]:
+    """Where the member chain that ends before token `end` begins, and whether it is optional:
+    an optional selection (`.?f`, `[?k]`) comes after its last call."""
+    i, optional, called = end - 1, False, False
+    while i >= 0:
+        token = tokens[i]
+        if token == "}" and i in partners:
+            return partners[i], optional  # a map literal
+        if token in ")]" and i in partners:
+            opening = partners[i]
+            optional = optional or (token == "]" and not called and tokens[opening + 1] == "?")
+            called = called or token == ")"
+            i = opening - 1
+            if token == "]":
+                continue  # an index: its operand comes right before it
+            if i < 0 or not _NAME.fullmatch(tokens[i]):
+                return opening, optional  # a parenthesised primary
+            i -= 1  # the called function's name
+        elif _NAME.fullmatch(token) or token[-1] in "\"'":
+            if i >= 2 and tokens[i - 1] == "?" and tokens[i - 2] == ".":
+                optional = optional or not called
+                i -= 1
+            i -= 1
+        else:
+            return i + 1, optional
+        if i < 0 or tokens[i] != ".":
+            return i + 1, optional
+        i -= 1
+    return 0, optional
+
+
+def with_go_or_value(expression: str) -> str:
+    """`expression` with each `<receiver>.orValue(<default>)` whose receiver is not syntactically
+    optional guarded so that a receiver that is no optional is returned unchanged (cel-go)."""
+    while "orValue" in expression:
+        matches = _tokens(expression)
+        tokens = [m.group(0) for m in matches]
+        partners = _partners(tokens)
+        for i in range(1, len(tokens) - 1):
+            if tokens[i] != "orValue" or tokens[i - 1] != "." or tokens[i + 1] != "(" or i + 1 not in partners:
+                continue
+            start, optional = _receiver(tokens, partners, i - 1)
+            if optional or start >= i - 1 or tokens[start].startswith(_BOUND):
+                continue
+            bound = f"{_BOUND}{i}"
+            receiver = expression[matches[start].start():matches[i - 1].start()]
+            default = expression[matches[i + 1].end():matches[partners[i + 1]].start()]
+            guarded = (f"cel.bind({bound}, {receiver}, type({bound}) == optional_type ? "
+                       f"dyn({bound}).orValue({default}) : dyn({bound}))")
+            expression = expression[:matches[start].start()] + guarded + expression[matches[partners[i + 1]].end():]
+            break
+        else:
+            return expression
+    return expression
 
 
 def _owned_nulls(value: Any) -> Any:
