@@ -262,5 +262,5 @@ def test_or_value_rewrite_leaves_optional_receivers_and_strings_alone() -> None:
     for expression in ("x.?a.?b.orValue(null)", "e.allow[?'k'].orValue([])", "'y.orValue(1)' == x.?s.orValue('')"):
         assert with_go_or_value(expression) == expression
     rewritten = with_go_or_value("x.a.orValue(1) == 1")
-    assert rewritten == ("cel.bind(kupeOrValue3, x.a, type(kupeOrValue3) == optional_type ? "
-                         "dyn(kupeOrValue3).orValue(1) : dyn(kupeOrValue3)) == 1")
+    assert rewritten == ("cel.bind(kupeOrValue4, x.a, type(kupeOrValue4) == optional_type ? "
+                         "dyn(kupeOrValue4).orValue(1) : dyn(kupeOrValue4)) == 1")

@@ -406,8 +406,8 @@ def with_go_or_value(expression: str) -> str:
             if tokens[i] != "orValue" or tokens[i - 1] != "." or tokens[i + 1] != "(" or i + 1 not in partners:
                 continue
             start, optional = _receiver(tokens, partners, i - 1)
-            if optional or start >= i - 1 or tokens[start].startswith(_BOUND):
-                continue
+            if optional or start >= i - 1 or "".join(tokens[start:i - 1]).startswith(f"dyn({_BOUND}"):
+                continue  # an optional, or a call this rewrite wrote
             bound = f"{_BOUND}{i}"
             receiver = expression[matches[start].start():matches[i - 1].start()]
             default = expression[matches[i + 1].end():matches[partners[i + 1]].start()]

@@ -388,11 +388,12 @@ def _failure_message(run: _Run, validation: Mapping[str, Any]) -> str:
 def admit(policy: dict, binding: dict, obj: dict | None, *, operation: str = "CREATE",
           old_object: dict | None = None, namespace: dict | None = None,
           params: dict | list[dict] | None = None, user_info: dict | None = None,
-          kind: dict | None = None, subresource: str = "") -> Decision:
+          kind: dict | None = None, subresource: str = "", extra: Mapping[str, Any] | None = None) -> Decision:
     """Admit one request through one ValidatingAdmissionPolicy and one of its bindings.
 
     `namespace` is the request's Namespace object; `params` the param object(s) the binding's
-    paramRef resolves to (a list for a selector); `kind` overrides the GVK ({group, version, kind}).
+    paramRef resolves to (a list for a selector); `kind` overrides the GVK ({group, version, kind});
+    `extra` adds variables an engine built on this one declares (Kyverno's `exceptions`).
     """
     operation = operation.upper()
     if operation == "CREATE":
@@ -443,13 +444,14 @@ def admit(policy: dict, binding: dict, obj: dict | None, *, operation: str = "CR
             return decide(True)
         param_objects = found
 
-    variables = _BASE_VARIABLES + (("params",) if spec.get("paramKind") else ())
+    variables = _BASE_VARIABLES + (("params",) if spec.get("paramKind") else ()) + tuple(extra or {})
     evaluator = evaluator_for(tuple(sorted(variables)))
     base = {
         "object": to_cel(obj),
         "oldObject": to_cel(old_object),
         "request": to_cel(_admission_request(req, user_info)),
         "namespaceObject": to_cel(req.namespace_object),
+        **{name: to_cel(value) for name, value in (extra or {}).items()},
     }
     matched_any = False
     for param in param_objects:

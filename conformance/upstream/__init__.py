@@ -133,9 +133,9 @@ class Suite:
 
 def suites() -> list[Suite]:
     """Every suite, in the README's order (imported here: each pulls in its engine)."""
-    from . import gatekeeper_upstream, kyverno_upstream, vap_upstream
+    from . import gatekeeper_upstream, kyverno_upstream, vap_upstream, vpol_upstream
 
-    return [*gatekeeper_upstream.SUITES, kyverno_upstream.SUITE, vap_upstream.SUITE]
+    return [*gatekeeper_upstream.SUITES, kyverno_upstream.SUITE, vpol_upstream.SUITE, vap_upstream.SUITE]
 
 
 def table(tallies: Iterable[tuple[Suite, Tally]]) -> str:
