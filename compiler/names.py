@@ -12,6 +12,7 @@ MANAGED_BY = "app.kubernetes.io/managed-by"
 TOOL = "kupe-policy"
 WAIVER_CONDITION = "waiver.policy.kupe.cloud/"  # + exemption id: a VAP matchCondition
 EXEMPTION_ANNOTATION = "exemptions.kupe.cloud/"  # + exemption id, or reason/owner/ticket/expires
+KYVERNO_EXCEPTION_NAMESPACE = "kyverno"  # where PolicyExceptions go: Kyverno's `--exceptionNamespace`
 
 
 def identifier(rule_id: str) -> str:
@@ -37,6 +38,11 @@ def constraint_template(rule_id: str) -> str:
 def admission_policy(rule_id: str) -> str:
     """A rule's ValidatingAdmissionPolicy (and binding) name."""
     return f"kupe-{rule_id}"
+
+
+def enforced_stage_policy(rule_id: str) -> str:
+    """The second policy of a staged rule (kyverno-vpol), denying in the stage namespaces."""
+    return f"{admission_policy(rule_id)}-enforced"
 
 
 def kyverno_autogen_rules(rule_id: str, controllers: tuple[str, ...]) -> list[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter, defaultdict
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from compiler import pipeline
@@ -62,8 +62,9 @@ def run(cases: list[Case], backends: list[str], policies_dir: Path) -> list[Reco
     programs = {}
     records: list[Record] = []
     for case in cases:
-        request = admitted(case.request)[0]
         as_of = case.as_of or SUITE_AS_OF
+        # made at noon (UTC) of the compile date: exemptions compiled in force are in force then
+        request = replace(admitted(case.request)[0], at=dt.datetime.combine(as_of, dt.time(12), dt.timezone.utc))
         if as_of not in programs:
             programs[as_of] = pipeline.build_program(policies_dir, as_of)[0]
         rules = [r.id for r in programs[as_of].rules]

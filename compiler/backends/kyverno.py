@@ -49,7 +49,7 @@ import jsonschema
 from .. import describe, ir
 from ..errors import ArtifactError
 from ..lowering import Lowering
-from ..names import kyverno_autogen_rules
+from ..names import KYVERNO_EXCEPTION_NAMESPACE, kyverno_autogen_rules
 from ..render import render
 from ..schemas.kyverno_schemas import SCHEMA_DIR
 from . import Backend, check_kustomizations, check_schema, documents, kustomization
@@ -59,7 +59,6 @@ MIN_VERSION = "1.13.0"
 AUTOGEN_ANNOTATION = "pod-policies.kyverno.io/autogen-controllers"
 # What Kyverno's autogen covers when the annotation is absent.
 DEFAULT_CONTROLLERS = ("DaemonSet", "Deployment", "Job", "StatefulSet", "ReplicaSet", "ReplicationController", "CronJob")
-EXCEPTION_NAMESPACE = "kyverno"
 NAMESPACE_LABEL = "kubernetes.io/metadata.name"
 # A widened parameter is lowered once per combination of the widenings that select: at most 2**6.
 MAX_WIDENINGS = 6
@@ -402,7 +401,7 @@ def exception_document(exemption: ir.Exemption, rules: list[ir.ResolvedRule]) ->
         "kind": "PolicyException",
         "metadata": {
             "name": exemption.id,
-            "namespace": EXCEPTION_NAMESPACE,
+            "namespace": KYVERNO_EXCEPTION_NAMESPACE,
             "annotations": {
                 "exemptions.kupe.cloud/reason": exemption.reason,
                 "exemptions.kupe.cloud/owner": exemption.owner,
@@ -460,4 +459,4 @@ class KyvernoBackend(Backend):
 
 
 def _file(source: ir.Loc, document: dict[str, Any]) -> str:
-    return render("kyverno/document.yaml.j2", source=str(source), body=document)
+    return render("_document.yaml.j2", source=str(source), body=document)

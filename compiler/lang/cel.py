@@ -82,6 +82,9 @@ class CelSources:
     # A map holding the lists `waivers` and `widenings` of exemption data (the shape of
     # compiler.lang.rego.exemption_data), applied at evaluation time; None: exemptions are constants.
     exemptions: str | None = None
+    # A list of strings `<container>:<value>` (`*:<value>` for every container) that widen the
+    # rule's list parameter where it is read (Kyverno's `exceptions.allowedValues`); None: constants.
+    allowed_values: str | None = None
 
 
 @dataclass(frozen=True)
@@ -237,7 +240,7 @@ class CelLowering(Lowering):
             base = literal(list(self.rule.rule.param(values.name)))
         else:
             base = f"{self.sources.params}[{literal(values.name)}]"
-        constants = self.rule.widenings if self.sources.exemptions is None else ()  # else `_member` reads the data
+        constants = () if self.sources.exemptions or self.sources.allowed_values else self.rule.widenings  # else `_member` reads them
         widened = [f"({self.selects(e, name)} ? {literal(list(dict(e.allow)[values.name]))} : [])"
                    for e in constants if values.name in dict(e.allow)]
         return " + ".join([base, *widened])
@@ -259,7 +262,11 @@ class CelLowering(Lowering):
         return f"{v} == null || {self._typed(v, node.value)} && {v} != {literal(node.value)}"
 
     def _member(self, v: str, values: ir.Values, check: ir.Check, name: str) -> str:
-        """`v` is among the values; with exemption data, also among what a selecting widening allows."""
+        """`v` is among the values; with exemption data or allowed values, also among what a selecting widening allows."""
+        if isinstance(values, ir.Param) and self.sources.allowed_values is not None:
+            allowed = self.sources.allowed_values
+            return (f"({v} in {self._values(values, check, name)} || type({v}) == string && (('*:' + {v}) in {allowed}"
+                    f" || type({name}) == string && ({name} + ':' + {v}) in {allowed}))")
         if self.sources.exemptions is None or not isinstance(values, ir.Param):
             return f"{v} in {self._values(values, check, name)}"
         widened = (f"{self.shared('selectedWidenings')}.exists(e, {_any_or_member('e', 'containers', name)}"
@@ -358,7 +365,7 @@ class CelLowering(Lowering):
     def _inline_exemptions(self) -> list[ir.Exemption]:
         if self.sources.exemptions is not None:
             return []
-        return [*self.inline_waivers, *self.rule.widenings]
+        return [*self.inline_waivers, *(() if self.sources.allowed_values else self.rule.widenings)]
 
     def _exemption_data_variables(self) -> list[Variable]:
         """With exemption data: the waivers and widenings whose object-level criteria select this object.

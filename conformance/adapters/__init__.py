@@ -9,11 +9,12 @@ admission attributes, Kyverno's policy context).
 
 from __future__ import annotations
 
+import datetime as dt
 import importlib
 import json
 import pkgutil
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 from compiler.ir import DEFAULT_NAMESPACE
@@ -29,12 +30,15 @@ class AdapterError(Exception):
 class Request:
     """An admission request as the API server hands it to admission, objects already decoded
     (conformance.engines.decoding): `object` is None on a DELETE, `old_object` is set on an
-    UPDATE and a DELETE. A manifest judged without a request is the CREATE of it."""
+    UPDATE and a DELETE. A manifest judged without a request is the CREATE of it. `at` is when
+    the request is made (None: now): an engine that lets exemptions expire by themselves (Kyverno's
+    PolicyException `expiresAt`) judges it at that moment."""
 
     operation: str
     object: dict[str, Any] | None
     old_object: dict[str, Any] | None = None
     subresource: str = ""
+    at: dt.datetime | None = None
 
     @classmethod
     def create(cls, obj: dict[str, Any]) -> Request:
@@ -85,7 +89,7 @@ def admitted(request: Request) -> tuple[Request, Rejected | None]:
     refusal = next((d for d in decoded if isinstance(d, Rejected)), None)
     if refusal is not None:
         return request, refusal
-    return Request(request.operation, decoded[0], decoded[1], request.subresource), None
+    return replace(request, object=decoded[0], old_object=decoded[1]), None
 
 
 def admission_request(request: Request) -> dict[str, Any]:
