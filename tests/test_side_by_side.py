@@ -4,7 +4,8 @@ Each row of PREDICATES is one check, each column the exact text a backend emits 
 and reference: Rego's `ok_0` (Gatekeeper's templates carry the same Rego), the CEL condition under
 which a subject complies (the `gatekeeper` column is its K8sNativeValidation block, which reads
 parameters and exemptions from the Constraint where the VAP has constants), Kyverno's deny
-condition (or pattern). SUBJECTS does the same for what each check iterates over: Rego's
+condition (or pattern); `kyverno-vpol` reads the VAP's CEL and states only where it differs (a
+parameter that exemptions widen through Kyverno's `exceptions.allowedValues`). SUBJECTS does the same for what each check iterates over: Rego's
 `failing_0`, the CEL variable around the condition (`…`), Kyverno's foreach `list`. The rows cover
 every predicate, reference and subject (`test_the_rows_cover_every_node`), so a new node needs a
 row here; a backend that cannot lower a node refuses it, naming the rule, the construct, the
@@ -222,6 +223,10 @@ deny: {{ element."securityContext"."capabilities"."add" != `null` && (type(eleme
         "vap": """
 (type(x.?securityContext.orValue(null)) == map && type(x.?securityContext.?capabilities.orValue(null)) == map ? x.?securityContext.?capabilities.?add.orValue(null) : null) == null || type((type(x.?securityContext.orValue(null)) == map && type(x.?securityContext.?capabilities.orValue(null)) == map ? x.?securityContext.?capabilities.?add.orValue(null) : null)) == list && (type(x.?securityContext.orValue(null)) == map && type(x.?securityContext.?capabilities.orValue(null)) == map ? x.?securityContext.?capabilities.?add.orValue(null) : null).all(item, item in ["NET_BIND_SERVICE"])
 """,
+        # the VAP's CEL, with the widenings read from Kyverno's PolicyExceptions (allowedValues)
+        "kyverno-vpol": """
+(type(x.?securityContext.orValue(null)) == map && type(x.?securityContext.?capabilities.orValue(null)) == map ? x.?securityContext.?capabilities.?add.orValue(null) : null) == null || type((type(x.?securityContext.orValue(null)) == map && type(x.?securityContext.?capabilities.orValue(null)) == map ? x.?securityContext.?capabilities.?add.orValue(null) : null)) == list && (type(x.?securityContext.orValue(null)) == map && type(x.?securityContext.?capabilities.orValue(null)) == map ? x.?securityContext.?capabilities.?add.orValue(null) : null).all(item, (item in ["NET_BIND_SERVICE"] || type(item) == string && (('*:' + item) in exceptions.allowedValues || type(x.?name.orValue('')) == string && (x.?name.orValue('') + ':' + item) in exceptions.allowedValues)))
+""",
     },
     "present_some_lists": {
         "rego": """
@@ -346,7 +351,8 @@ def parts(row: str) -> dict[str, tuple[str, str]]:
     """Each column's (predicate, subject) text for one row."""
     text = lowered(row)
     return {"rego": _split_rego(text["rego"]), "gatekeeper": _split_cel(text["gatekeeper"]),
-            "kyverno": _split_kyverno(text["kyverno"]), "vap": _split_cel(text["vap"])}
+            "kyverno": _split_kyverno(text["kyverno"]), "vap": _split_cel(text["vap"]),
+            "kyverno-vpol": _split_cel(text["kyverno-vpol"])}
 
 
 @cache
@@ -357,25 +363,35 @@ def lowered(row: str) -> dict[str, str]:
     template = yaml.safe_load(files["gatekeeper"]["gatekeeper/templates/r.yaml"])["spec"]["targets"][0]
     (cel,) = [code["source"] for code in template["code"] if code["engine"] == "K8sNativeValidation"]
     (vap,) = [d for d in yaml.safe_load_all(files["vap"]["vap/r.yaml"]) if d["kind"] == "ValidatingAdmissionPolicy"]
+    (vpol,) = yaml.safe_load_all(files["kyverno-vpol"]["kyverno-vpol/r.yaml"])
     return {
         "rego": _rego(files["rego"]["rego/r.rego"]),
         "gatekeeper rego": _rego(template["rego"]),
         "gatekeeper": _cel(cel["variables"]),
         "kyverno": _kyverno(yaml.safe_load(files["kyverno"]["kyverno/policies/r.yaml"])),
         "vap": _cel(vap["spec"]["variables"]),
+        "kyverno-vpol": _cel(vpol["spec"]["variables"]),
     }
 
 
-@pytest.mark.parametrize("backend", ["rego", "gatekeeper", "kyverno", "vap"])
+COLUMNS = ["rego", "gatekeeper", "kyverno", "vap", "kyverno-vpol"]
+
+
+def expected(table: dict[str, str], backend: str) -> str:
+    """A column's text; kyverno-vpol states only where it differs: it reads the VAP's CEL."""
+    return table.get(backend, table["vap"] if backend == "kyverno-vpol" else "").strip()
+
+
+@pytest.mark.parametrize("backend", COLUMNS)
 @pytest.mark.parametrize("row", PREDICATES)
 def test_predicate(row: str, backend: str) -> None:
-    assert parts(row)[backend][0] == PREDICATES[row][backend].strip()
+    assert parts(row)[backend][0] == expected(PREDICATES[row], backend)
 
 
-@pytest.mark.parametrize("backend", ["rego", "gatekeeper", "kyverno", "vap"])
+@pytest.mark.parametrize("backend", COLUMNS)
 @pytest.mark.parametrize("subject", SUBJECTS)
 def test_subject(subject: str, backend: str) -> None:
-    assert parts(SUBJECT_ROWS[subject])[backend][1] == SUBJECTS[subject][backend].strip()
+    assert parts(SUBJECT_ROWS[subject])[backend][1] == expected(SUBJECTS[subject], backend)
 
 
 @pytest.mark.parametrize("row", ROWS)
@@ -384,7 +400,7 @@ def test_gatekeeper_rego_is_the_rego_column(row: str) -> None:
 
 
 def test_every_backend_has_a_column() -> None:
-    assert set(all_backends()) == {"gatekeeper", "kyverno", "rego", "vap"}
+    assert set(all_backends()) == set(COLUMNS)
     assert set(ROWS) == set(PREDICATES) and set(SUBJECT_ROWS) == set(SUBJECTS)
     assert {type(ROWS[row]().subject) for row in SUBJECT_ROWS.values()} == set(typing.get_args(ir.Subject))
 
