@@ -81,7 +81,7 @@ def controllers(policy: Mapping[str, Any]) -> tuple[str, ...]:
     configured = ((spec.get("autogen") or {}).get("podControllers") or {}).get("controllers")
     if configured is None:
         return tuple(_CONTROLLERS)
-    return tuple(c for c in _CONTROLLERS if c in {str(name).lower() for name in configured})
+    return tuple(c for c in _CONTROLLERS if c in configured)  # plural resource names, as Kyverno lists them
 
 
 def _rewrite(text: str, template: str) -> str:
