@@ -46,8 +46,8 @@ def test_rules_lists_levels_and_exemptions(project: Path) -> None:
     line = next(line for line in result.output.splitlines() if line.startswith("disallow-host-namespaces"))
     assert "required" in line and "node-exporter-host-namespaces" in line
     header = result.output.splitlines()[0].split()
-    assert [header[i] for i in range(3, 7)] == ["GATEKEEPER", "KYVERNO", "REGO", "VAP"]
-    assert line.split()[3:7] == ["exact"] * 4
+    assert [header[i] for i in range(3, 8)] == ["GATEKEEPER", "KYVERNO", "KYVERNO-VPOL", "REGO", "VAP"]
+    assert line.split()[3:8] == ["exact"] * 5
 
 
 def test_rules_shows_a_refusal_without_failing_and_compile_fails_on_it(project: Path) -> None:
