@@ -6,6 +6,8 @@ catalog read them back, so each is defined once.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 RULE_LABEL = "policy.kupe.cloud/rule"  # on every generated object: the rule it enforces
 LEVEL_LABEL = "policy.kupe.cloud/level"
 MANAGED_BY = "app.kubernetes.io/managed-by"
@@ -43,6 +45,14 @@ def admission_policy(rule_id: str) -> str:
 def enforced_stage_policy(rule_id: str) -> str:
     """The second policy of a staged rule (kyverno-vpol), denying in the stage namespaces."""
     return f"{admission_policy(rule_id)}-enforced"
+
+
+def rule_of_validating_policy(policy: str, rule_ids: Iterable[str]) -> str | None:
+    """The rule among `rule_ids` that a kyverno-vpol ValidatingPolicy named `policy` enforces, or None."""
+    for rule_id in rule_ids:
+        if policy in (admission_policy(rule_id), enforced_stage_policy(rule_id)):
+            return rule_id
+    return None
 
 
 def kyverno_autogen_rules(rule_id: str, controllers: tuple[str, ...]) -> list[str]:

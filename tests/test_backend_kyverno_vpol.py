@@ -162,3 +162,10 @@ def test_the_committed_output_validates_and_holds_every_exemption_in_force() -> 
     assert {p.rsplit("/", 1)[1] for p in files if "/exceptions/" in p} == {
         "system-namespaces.yaml", "node-exporter-host-namespaces.yaml", "cilium-agent-net-admin.yaml",
         "vault-agent-localhost-seccomp.yaml", "legacy-billing-root.yaml"}
+
+
+def test_a_rule_named_like_another_rules_stage_policy_is_refused() -> None:
+    def clash(ps: PolicySet) -> None:
+        ps.rule("no-host-pid-enforced", Required, title="t", rationale="r", fix="f", check=pod().field("hostIPC").not_equals(True))
+    with pytest.raises(ArtifactError, match="a second ValidatingPolicy named kupe-no-host-pid-enforced"):
+        KyvernoVpolBackend().compile(program(staged_host_pid, clash))

@@ -95,6 +95,14 @@ def test_audit_reports_evidence_alongside_manifests(project: Path) -> None:
     report = json.loads(result.stdout)
     assert result.exit_code == 2, "bad evidence files are input problems (the violations are reported all the same)"
     sources = {v["source"] for v in report["violations"]}
-    assert {"rego", "gatekeeper audit (dryrun)", "kyverno PolicyReport (fail)", "kyverno Report (fail)"} <= sources
-    assert report["summary"]["evidence_documents"] == 9 and report["summary"]["foreign_results"] == 3
+    assert {"rego", "gatekeeper audit (dryrun)", "kyverno PolicyReport (fail)", "kyverno Report (fail)",
+            "KyvernoValidatingPolicy PolicyReport (fail)"} <= sources
+    assert report["summary"]["evidence_documents"] == 10 and report["summary"]["foreign_results"] == 4
     assert len(report["problems"]) == 6, "bad files are reported, and the run goes on"
+
+
+def test_validating_policy_results_map_to_their_rule_stage_included(rules: dict) -> None:
+    inputs = reading.read([EVIDENCE / "kyverno-vpol-policyreport.yaml"], rules)
+    assert [(v.rule, v.kind, v.namespace, v.name, v.verdict) for v in inputs.evidence] == [
+        ("read-only-root-filesystem", "Pod", "payments", "checkout", "deny")]  # payments is the rule's stage
+    assert inputs.foreign_results == 1 and not inputs.problems

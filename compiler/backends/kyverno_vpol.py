@@ -200,7 +200,7 @@ def _compiles(path: str, where: str, variables: tuple[str, ...], expression: str
 
 def parse_back(files: dict[str, str]) -> None:
     """Every object validates strictly against Kyverno's CRD schema, every CEL expression compiles,
-    and every policyRef names a generated policy."""
+    policy names are unique, and every policyRef names a generated policy."""
     check_kustomizations(files)
     policies: set[str] = set()
     refs: dict[str, str] = {}
@@ -216,6 +216,8 @@ def parse_back(files: dict[str, str]) -> None:
             for condition in spec.get("matchConditions") or []:
                 _compiles(path, f"matchCondition {condition['name']}", _REQUEST, condition["expression"])
             if kind == "ValidatingPolicy":
+                if document["metadata"]["name"] in policies:  # e.g. rule `x-enforced` beside the stage of rule `x`
+                    raise ArtifactError(f"{path}: a second ValidatingPolicy named {document['metadata']['name']}")
                 policies.add(document["metadata"]["name"])
                 for variable in spec.get("variables") or []:
                     _compiles(path, f"variable {variable['name']}", _POLICY, variable["expression"])

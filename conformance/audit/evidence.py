@@ -15,8 +15,9 @@ Read as published (never as one engine's private format):
 Mapping to rule ids follows how kupe names what it generates (compiler/backends/kyverno.py and
 gatekeeper.py): one Kyverno ClusterPolicy per rule, named by the rule id, whose rule is named
 by the rule id, plus Kyverno's autogen rules `autogen-<id>` and `autogen-cronjob-<id>` (cut to
-63 characters) for controllers; one Gatekeeper Constraint per rule, named by the rule id, of
-kind `Kupe<CamelCaseId>`. Results about other policies are counted as foreign and ignored.
+63 characters) for controllers; one Kyverno ValidatingPolicy per rule, `kupe-<id>` (and
+`kupe-<id>-enforced` for a stage), whose results' rule names are Kyverno's own; one Gatekeeper
+Constraint per rule, named by the rule id, of kind `Kupe<CamelCaseId>`. Results about other policies are counted as foreign and ignored.
 
 `fail` and `warn` are violations; `error` (the engine could not evaluate) is a Problem;
 `pass` and `skip` are not evidence of anything to fix. A violation's verdict is what the rule
@@ -35,7 +36,7 @@ from compiler.ir import DEFAULT_NAMESPACE
 from conformance.yamlio import LineDict
 
 from .model import Problem, Violation
-from compiler.names import constraint_kind, kyverno_rule_names
+from compiler.names import constraint_kind, kyverno_rule_names, rule_of_validating_policy
 
 REPORT_KINDS = {
     "wgpolicyk8s.io": ("PolicyReport", "ClusterPolicyReport"),
@@ -103,13 +104,14 @@ def _read_report(report: dict[str, Any], file: str, line: int, rules: Mapping[st
         if not isinstance(policy, str) or not policy:
             found.problems.append(Problem(at, f"{title}: results[{index}] has no policy (a required field)"))
             continue
-        if policy not in rules:
+        vpol_rule = None if policy in rules else rule_of_validating_policy(policy, rules)
+        if policy not in rules and vpol_rule is None:
             found.foreign += 1
             continue
         if outcome not in RESULTS:
             found.problems.append(Problem(at, f"{title}: results[{index}] (policy {policy}): result must be one of {list(RESULTS)}, got {outcome!r}"))
             continue
-        if rule_name and rule_name not in kyverno_rule_names(policy):
+        if vpol_rule is None and rule_name and rule_name not in kyverno_rule_names(policy):
             found.problems.append(Problem(at, f"{title}: results[{index}]: rule {rule_name!r} is not one of kupe's rules for policy {policy} {list(kyverno_rule_names(policy))}"))
             continue
         if outcome == "error":
@@ -117,6 +119,7 @@ def _read_report(report: dict[str, Any], file: str, line: int, rules: Mapping[st
             continue
         if outcome not in VIOLATED:
             continue
+        rule_id = vpol_rule or policy
         subjects = _subjects(result, report)
         if subjects is None or not subjects or not all(isinstance(s, dict) and s.get("kind") and s.get("name") for s in subjects):
             found.problems.append(Problem(at, f"{title}: results[{index}] (policy {policy}, {outcome}) names no resource with kind and name (resources[] or the report's scope)"))
@@ -125,7 +128,7 @@ def _read_report(report: dict[str, Any], file: str, line: int, rules: Mapping[st
         for subject in subjects:
             namespace = subject.get("namespace") or ""
             found.violations.append(Violation(
-                rule=policy, verdict=verdict(rules[policy], namespace or DEFAULT_NAMESPACE), kind=str(subject["kind"]),
+                rule=rule_id, verdict=verdict(rules[rule_id], namespace or DEFAULT_NAMESPACE), kind=str(subject["kind"]),
                 namespace=namespace, name=str(subject["name"]), file=file, line=at_line,
                 source=f"{source} {report['kind']} ({outcome})", message=str(result.get("message", "")),
             ))
