@@ -4,9 +4,12 @@ autogen, PolicyExceptions (references, expiry, match conditions, full and partia
 from __future__ import annotations
 
 import datetime as dt
+import json
+import re
 from typing import Any
 
 import pytest
+import yaml
 
 from conformance.engines.kyverno_vpol import autogen_specs, controllers, evaluate
 
@@ -118,3 +121,23 @@ def test_results_are_kyvernos_skip_fail_error_pass() -> None:
     result = evaluate(policy("true", validationActions=["Audit"]), POD, now=NOW)
     assert (result.status, result.denied) == ("pass", False)
     assert evaluate(policy("false"), POD, now=NOW).denied  # validationActions default to [Deny]
+
+
+# --- the CEL the upstream policies call ----------------------------------------------------------
+
+
+def test_the_upstream_vpol_policies_call_no_kyverno_library() -> None:
+    """Kyverno adds libraries (http, resource, image, globalcontext, ...) to its CEL; the
+    pod-security-vpol policies call only standard CEL and optionals, so the harness needs none of
+    them (a call to one would not compile here: an `error`, never a pass)."""
+    from conformance.upstream import SHARED
+
+    folder = SHARED / "kyverno-policies" / "pod-security-vpol"
+    if not folder.is_dir():
+        pytest.skip(f"the shared upstream fixtures are not at {SHARED} (they live beside the repository)")
+    calls: set[str] = set()
+    for path in folder.rglob("*.yaml"):
+        for document in yaml.safe_load_all(path.read_text()):
+            if isinstance(document, dict) and document.get("kind") == "ValidatingPolicy" and "spec" in document:
+                calls |= set(re.findall(r"([A-Za-z_][\w.]*)\(", json.dumps(document["spec"])))
+    assert {call.rsplit(".", 1)[-1] for call in calls} == {"all", "exists", "exists_one", "has", "orValue", "size"}
