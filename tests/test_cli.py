@@ -46,8 +46,8 @@ def test_rules_lists_levels_and_exemptions(project: Path) -> None:
     line = next(line for line in result.output.splitlines() if line.startswith("disallow-host-namespaces"))
     assert "required" in line and "node-exporter-host-namespaces" in line
     header = result.output.splitlines()[0].split()
-    assert [header[i] for i in range(3, 8)] == ["GATEKEEPER", "KYVERNO", "KYVERNO-VPOL", "REGO", "VAP"]
-    assert line.split()[3:8] == ["exact"] * 5
+    assert header[3:10] == ["COMPOSE", "DOCKERFILE", "GATEKEEPER", "KYVERNO", "KYVERNO-VPOL", "REGO", "VAP"]
+    assert line.split()[3:11] == ["exact", "not", "applicable"] + ["exact"] * 5
 
 
 def test_rules_shows_a_refusal_without_failing_and_compile_fails_on_it(project: Path) -> None:
@@ -59,7 +59,8 @@ def test_rules_shows_a_refusal_without_failing_and_compile_fails_on_it(project: 
     result = run_cli("rules", "--as-of", "2026-11-01")
     assert result.exit_code == 0
     row = next(line for line in result.output.splitlines() if line.startswith("hostpath-type-socket"))
-    assert row.split()[3:7] == ["exact", "refused", "exact", "exact"]
+    # compose, dockerfile (no meaning for hostPath.type), gatekeeper, kyverno, kyverno-vpol, rego, vap
+    assert row.split()[3:12] == ["not", "applicable"] * 2 + ["exact", "refused", "exact", "exact", "exact"]
     assert ("  kyverno hostpath-type-socket: refused: policies/volume_types.py:4: rule 'hostpath-type-socket': backend "
             "'kyverno' cannot express Equals exactly: Kyverno's foreach skips null volume entries") in result.output
     compiled = run_cli("compile")

@@ -1,0 +1,61 @@
+"""Compose backend: the rules as Rego that conftest runs unchanged on a Compose file.
+
+`conftest test -p out/compose docker-compose.yml`: `package main` denies on required rules and
+warns on recommended ones (a stage has no namespace to apply to here, so a staged rule warns);
+each rule is a package `kupe.compose.<rule>` whose `violation` set names the failing service. What
+each check means for a service is one row of the mapping below (docs/docker.md); a rule reading a
+field without a row is not applicable here, a check on a mapped field with another predicate is
+refused. Exemptions select Kubernetes objects (namespaces, names, labels) and do not apply to
+Compose services.
+"""
+
+from __future__ import annotations
+
+from .. import ir
+from ..lang.docker import Platform, Row
+from ..lang.rego import compile_check
+from . import Backend
+
+PLATFORM = Platform("compose", "Compose", "lib.compose", "service", (
+    Row("securityContext.runAsNonRoot", ir.Equals, True, "runs_as_non_root",
+        "`user` is a numeric UID other than 0 (`uid` or `uid:gid`); unset, or a name, cannot be verified"),
+    Row("securityContext.runAsUser", ir.NotEquals, 0, "not_uid_zero",
+        "`user` is unset, or its user part is neither `root` nor UID 0"),
+    Row("securityContext.allowPrivilegeEscalation", ir.Equals, False, "no_new_privileges",
+        "the last `no-new-privileges` in `security_opt` is true (`no-new-privileges`, `no-new-privileges:true`, `=true`, `=1`, ...)"),
+    Row("securityContext.capabilities.drop", ir.ListContains, "ALL", "drops_all", "`cap_drop` holds `ALL`, in any case"),
+    Row("securityContext.capabilities.add", ir.ListSubsetOf, None, "adds_only",
+        "every `cap_add` entry, upper-cased and without `CAP_`, is allowed (`ALL` never is)"),
+    Row("securityContext.readOnlyRootFilesystem", ir.Equals, True, "read_only_root", "`read_only` is true"),
+    Row("securityContext.seccompProfile.type", ir.OneOf, None, "seccomp_allowed",
+        "the profile Docker applies is allowed: RuntimeDefault without a `seccomp` security option or with "
+        "`default`/`builtin`, Unconfined with `unconfined`, Localhost with a profile file (the last option wins)"),
+    Row("securityContext.privileged", ir.NotEquals, True, "not_privileged", "`privileged` is not true"),
+    Row("hostNetwork", ir.NotEquals, True, "no_host_network", "`network_mode` is not `host`"),
+    Row("hostPID", ir.NotEquals, True, "no_host_pid", "`pid` is not `host`"),
+    Row("hostIPC", ir.NotEquals, True, "no_host_ipc", "`ipc` is not `host`"),
+    Row("hostPath.path", ir.NoneOf, None, "binds_none_of",
+        "no bind mount (short `/src:/dst[:mode]`, or long `type: bind` with `source`) of one of these paths, in normal form"),
+    Row("resources.requests.cpu", ir.Present, None, "requests_cpu", "`deploy.resources.reservations.cpus` is set"),
+    Row("resources.requests.memory", ir.Present, None, "requests_memory",
+        "`deploy.resources.reservations.memory` or `mem_reservation` is set"),
+    Row("resources.limits.cpu", ir.Present, None, "limits_cpu", "`deploy.resources.limits.cpus` or `cpus` is set"),
+    Row("resources.limits.memory", ir.Present, None, "limits_memory", "`deploy.resources.limits.memory` or `mem_limit` is set"),
+))
+
+
+class ComposeBackend(Backend):
+    name = "compose"
+    title = "Compose files, with conftest (Rego v1)"
+
+    def not_applicable(self, rule: ir.ResolvedRule) -> str | None:
+        return PLATFORM.not_applicable(rule)
+
+    def rule_files(self, rule: ir.ResolvedRule, program: ir.Program) -> dict[str, str]:
+        return PLATFORM.rule_files(rule)
+
+    def program_files(self, program: ir.Program, files: dict[str, str]) -> dict[str, str]:
+        return PLATFORM.program_files(program)
+
+    def parse_back(self, files: dict[str, str]) -> None:
+        compile_check(files, ["main/deny", "main/warn"])

@@ -1,0 +1,114 @@
+"""The rules on Docker's platforms, judged as conftest judges them, in regopy (rego-cpp).
+
+`Conftest(files, platform)` loads a compiled platform's Rego (`out/compose/`, `out/dockerfile/`)
+and judges one input the way `conftest test -p out/<platform> <file>` does: `data.main.deny`
+fails, `data.main.warn` warns. A Compose file is its parsed YAML; a Dockerfile is the list of
+instructions conftest's parser produces (`conformance.engines.dockerfile`).
+
+The cases live in `conformance/docker-cases/<platform>.yaml`, one list per platform. A case gives
+its input (`compose:` a Compose file, or `service:` edits, `set` top-level keys and `unset` keys, of
+one service `api`: the runtime-security guide's example with `base: guide`, else that example
+with resources declared, which passes every rule; `dockerfile:` the text) and `expect`: the
+verdict of every rule that does not pass (`deny`: a required rule fails, `audit`: a recommended
+rule warns). A case names the mapping row it proves (`row:`, the Kubernetes field of
+docs/docker.md), so every row can be shown to have a passing and a failing case.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import regopy
+import yaml
+
+from .engines.dockerfile import parse as parse_dockerfile
+
+CASES_DIR = Path(__file__).resolve().parent / "docker-cases"
+# The runtime-security guide's Compose example: the service `api`.
+GUIDE_SERVICE: dict[str, Any] = {
+    "image": "registry.example.com/team/api:latest",
+    "user": "10001:10001",
+    "read_only": True,
+    "tmpfs": ["/tmp"],
+    "cap_drop": ["ALL"],
+    "security_opt": ["no-new-privileges:true"],
+}
+# The base of the cases that edit one thing: the guide's service, with resources declared.
+COMPLIANT_SERVICE: dict[str, Any] = {**GUIDE_SERVICE, "deploy": {"resources": {
+    "limits": {"cpus": "0.5", "memory": "256M"}, "reservations": {"cpus": "0.25", "memory": "128M"}}}}
+_VERDICTS = {"deny": "deny", "warn": "audit"}
+
+
+class ConftestError(Exception):
+    """The policy did not evaluate (it must never be read as a pass)."""
+
+
+class Conftest:
+    """A platform's compiled Rego, queried as conftest queries `package main`."""
+
+    def __init__(self, files: dict[str, str], platform: str) -> None:
+        self.interpreter = regopy.Interpreter()
+        for path, text in sorted(files.items()):
+            if path.startswith(f"{platform}/") and path.endswith(".rego"):
+                self.interpreter.add_module(path, text)
+        self.bundle = self.interpreter.build("result = data.main")
+        if not self.bundle.ok():
+            raise ConftestError(f"the {platform} modules do not compile in rego-cpp")
+
+    def violations(self, document: Any) -> list[tuple[str, dict[str, Any]]]:
+        """(verdict, violation) for each deny (`deny`) and warn (`audit`) of `package main`."""
+        self.interpreter.set_input_term(json.dumps(document))
+        try:
+            output = self.interpreter.query_bundle(self.bundle)
+        except (regopy.RegoError, ValueError) as error:
+            raise ConftestError(f"rego-cpp failed: {error}") from None
+        if not output.ok() or not output.results:
+            raise ConftestError(f"rego-cpp failed: {output}")
+        main = output.results[0].bindings["result"]
+        return [(verdict, v) for key, verdict in _VERDICTS.items() for v in main.get(key, [])]
+
+    def judge(self, document: Any) -> dict[str, str]:
+        """Rule id → `deny` or `audit` for every rule the input violates (deny wins)."""
+        verdicts: dict[str, str] = {}
+        for verdict, violation in self.violations(document):
+            if verdict == "deny" or verdicts.get(violation["rule"]) != "deny":
+                verdicts[violation["rule"]] = verdict
+        return verdicts
+
+
+@dataclass(frozen=True)
+class DockerCase:
+    platform: str  # compose | dockerfile
+    name: str
+    row: str | None  # the mapping row (Kubernetes field) the case proves
+    input: Any = field(repr=False)  # what conftest hands the policy
+    expect: dict[str, str] = field(default_factory=dict)
+
+
+def _compose(entry: dict[str, Any]) -> dict[str, Any]:
+    if "compose" in entry:
+        return entry["compose"]
+    service = copy.deepcopy(GUIDE_SERVICE if entry.get("base") == "guide" else COMPLIANT_SERVICE)
+    edits = entry.get("service") or {}
+    for key in edits.get("unset") or []:
+        service.pop(key, None)
+    service.update(edits.get("set") or {})
+    return {"services": {"api": service}}
+
+
+def load_cases(cases_dir: Path = CASES_DIR) -> list[DockerCase]:
+    """Every case of every platform file, with its input built."""
+    cases = []
+    for path in sorted(cases_dir.glob("*.yaml")):
+        platform = path.stem
+        for entry in yaml.safe_load(path.read_text(encoding="utf-8")) or []:
+            document = _compose(entry) if platform == "compose" else parse_dockerfile(entry["dockerfile"])
+            cases.append(DockerCase(platform, entry["name"], entry.get("row"), document, dict(entry.get("expect") or {})))
+    names = [(c.platform, c.name) for c in cases]
+    if len(set(names)) != len(names):
+        raise ValueError(f"case names used twice: {sorted({n for n in names if names.count(n) > 1})}")
+    return cases

@@ -1,0 +1,99 @@
+"""The rules on Docker's platforms: every Compose and Dockerfile case gives its expected verdict in
+regopy, as `conftest test -p out/<platform>` would; every mapping row is proven by a passing and a
+failing case; what a platform cannot mean is not applicable, and a mapped field read otherwise is refused."""
+
+from __future__ import annotations
+
+import datetime as dt
+from functools import cache
+from pathlib import Path
+
+import pytest
+
+from conftest import program
+from compiler import ir, pipeline
+from compiler.backends.compose import PLATFORM as COMPOSE, ComposeBackend
+from compiler.backends.dockerfile import PLATFORM as DOCKERFILE, DockerfileBackend
+from compiler.dsl import PolicySet, Required, containers
+from compiler.errors import UnsupportedError
+from compiler.lang.docker import field_of
+from conformance.docker import Conftest, DockerCase, load_cases
+from conformance.engines.dockerfile import DockerfileError, parse
+
+REPO = Path(__file__).resolve().parent.parent
+AS_OF = dt.date(2026, 11, 1)
+CASES = load_cases()
+PLATFORMS = {"compose": COMPOSE, "dockerfile": DOCKERFILE}
+
+
+@cache
+def _program() -> ir.Program:
+    return pipeline.build_program(REPO / "policies", AS_OF)[0]
+
+
+@cache
+def engine(platform: str) -> Conftest:
+    return Conftest(pipeline.compile_backends(_program(), [platform]), platform)
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c.platform}-{c.name}")
+def test_case_gives_its_expected_verdicts(case: DockerCase) -> None:
+    assert engine(case.platform).judge(case.input) == case.expect
+
+
+def test_the_guides_compose_example_passes_every_required_rule() -> None:
+    (guide,) = [c for c in CASES if c.name == "guide-example"]
+    assert engine("compose").judge(guide.input) == {"container-resources": "audit"}  # conftest exits 0: a warning
+
+
+@pytest.mark.parametrize("platform", PLATFORMS)
+def test_every_mapping_row_has_a_passing_and_a_failing_case(platform: str) -> None:
+    rules = {r.id: r for r in _program().rules}
+    for row in PLATFORMS[platform].rows:
+        reading = {rule_id for rule_id, rule in rules.items() if any(field_of(c) == row.field for c in rule.rule.checks)}
+        cases = [c for c in CASES if c.platform == platform and c.row == row.field]
+        assert any(not reading & set(c.expect) for c in cases), f"{platform} {row.field}: no passing case"
+        assert any(reading & set(c.expect) for c in cases), f"{platform} {row.field}: no failing case"
+
+
+def test_the_support_matrix_says_what_each_platform_means() -> None:
+    compiled = _program()
+    assert all(ComposeBackend().supports(rule, compiled).state == "exact" for rule in compiled.rules)
+    states = {rule.id: DockerfileBackend().supports(rule, compiled) for rule in compiled.rules}
+    assert {r for r, s in states.items() if s.state == "exact"} == {"run-as-non-root", "run-as-non-root-user"}
+    assert str(states["disallow-privileged"]).startswith(
+        "not applicable: no Dockerfile counterpart for securityContext.privileged (policies/runtime_security.py:")
+
+
+def test_a_mapped_field_read_with_another_predicate_is_refused() -> None:
+    def lenient(ps: PolicySet) -> None:
+        ps.rule("lenient", Required, title="t", rationale="r", fix="f",
+                check=containers().field("securityContext.readOnlyRootFilesystem").not_equals(False))
+    with pytest.raises(UnsupportedError) as error:
+        ComposeBackend().compile(program(lenient))
+    message = str(error.value)
+    assert "rule 'lenient': backend 'compose' cannot express NotEquals exactly" in message
+    assert "only as Equals true" in message
+
+
+def test_the_dockerfile_reader_gives_conftests_instructions() -> None:
+    assert parse("# escape=`\nFROM golang:1.22 AS build\nRUN go build `\n  -o /app\nFROM scratch\n"
+                 "COPY --from=build /app /app\nUSER 65532:65532\nCMD [\"/app\"]\n") == [
+        {"Cmd": "from", "SubCmd": "", "JSON": False, "Flags": [], "Value": ["golang:1.22", "AS", "build"], "Stage": 0},
+        {"Cmd": "run", "SubCmd": "", "JSON": False, "Flags": [], "Value": ["go build -o /app"], "Stage": 0},
+        {"Cmd": "from", "SubCmd": "", "JSON": False, "Flags": [], "Value": ["scratch"], "Stage": 1},
+        {"Cmd": "copy", "SubCmd": "", "JSON": False, "Flags": ["--from=build"], "Value": ["/app", "/app"], "Stage": 1},
+        {"Cmd": "user", "SubCmd": "", "JSON": False, "Flags": [], "Value": ["65532:65532"], "Stage": 1},
+        {"Cmd": "cmd", "SubCmd": "", "JSON": True, "Flags": [], "Value": ["/app"], "Stage": 1},
+    ]
+    with pytest.raises(DockerfileError, match="line 2: heredocs are not read"):
+        parse("FROM alpine\nRUN <<EOF\necho\nEOF\n")
+    with pytest.raises(DockerfileError, match="line 1: '{' is not a Dockerfile instruction"):
+        parse("{ \"not\": \"a dockerfile\" }\n")
+
+
+@pytest.mark.parametrize("platform", PLATFORMS)
+def test_docs_state_every_row_of_the_mapping(platform: str) -> None:
+    doc = (REPO / "docs" / "docker.md").read_text(encoding="utf-8")
+    for row in PLATFORMS[platform].rows:
+        assert f"| {row.meaning} |" in doc, f"docs/docker.md lacks the {platform} row for {row.field}"
