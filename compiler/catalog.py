@@ -11,6 +11,10 @@ from .render import program_sources, render
 
 def exemption_scope(e: ir.Exemption) -> str:
     parts = []
+    if e.projects:
+        parts.append("Compose projects " + ", ".join(e.projects))
+    if e.services:
+        parts.append("Compose services " + ", ".join(e.services))
     if e.namespaces:
         parts.append("namespaces " + ", ".join(e.namespaces))
     if e.names:

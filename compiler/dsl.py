@@ -330,8 +330,14 @@ def exempt(
     labels: Mapping[str, str] | None = None,
     containers: Sequence[str] = (),
     allow: Mapping[str, Sequence[str]] | None = None,
+    projects: Sequence[str] = (),
+    services: Sequence[str] = (),
 ) -> ir.Exemption:
-    """Waive `rules` for the selected workloads until `expires`; with `allow`, widen list params instead."""
+    """Waive `rules` for the selected workloads until `expires`; with `allow`, widen list params instead.
+
+    Kubernetes workloads are selected by `namespaces`, `names`, `labels` (and `containers`);
+    Compose services by `projects`, `services` and `labels`: one exemption is for one of the two.
+    """
     loc = _caller_loc()
     if not isinstance(id, str) or not _ID.match(id):
         raise _fail(loc, f"exemption id: expected a lowercase DNS label, got {id!r}")
@@ -351,13 +357,20 @@ def exempt(
     _strings([part for pair in label_items for part in pair if part], f"{where} labels", loc)
     selected_namespaces = _strings(namespaces, f"{where} namespaces", loc)
     selected_names = _strings(names, f"{where} names", loc)
-    if not (selected_namespaces or selected_names or label_items):
-        raise _fail(loc, f"{where}: selects every workload; scope it with namespaces, names or labels")
+    selected_projects = _strings(projects, f"{where} projects", loc)
+    selected_services = _strings(services, f"{where} services", loc)
+    if (selected_projects or selected_services) and (selected_namespaces or selected_names or containers):
+        raise _fail(loc, f"{where}: selects Compose services (projects, services) and Kubernetes workloads "
+                         "(namespaces, names, containers) at once; declare one exemption for each")
+    if not (selected_namespaces or selected_names or label_items or selected_projects or selected_services):
+        raise _fail(loc, f"{where}: selects every workload; scope it with namespaces, names or labels "
+                         "(Compose: projects, services or labels)")
     widened = tuple(sorted((k, _strings(v, f"{where} allow[{k!r}]", loc, allow_empty=False)) for k, v in (allow or {}).items()))
     exemption = ir.Exemption(
         id=id, rules=rule_ids, namespaces=selected_namespaces, names=selected_names, labels=label_items,
         containers=_strings(containers, f"{where} containers", loc), allow=widened,
         reason=reason, owner=owner, ticket=ticket, expires=_date(expires, loc), loc=loc, every_rule=every_rule,
+        projects=selected_projects, services=selected_services,
     )
     collector = _collector.get()
     if collector is not None:

@@ -45,6 +45,7 @@ class Placement(str, Enum):
     OBJECTS = "objects"  # waives whole objects, chosen by namespace, name and labels
     CONTAINERS = "containers"  # waives some containers of the objects it chooses
     WIDENING = "widening"  # widens a list parameter for what it chooses
+    COMPOSE = "compose"  # waives or widens for Compose services (by project, service, labels), not Kubernetes objects
 
 
 class Scope(str, Enum):
@@ -295,7 +296,9 @@ class Exemption:
 
     Selection is the conjunction of the non-empty criteria: the object's namespace is one of
     `namespaces`, its name one of `names`, its own labels include `labels`; `containers`
-    narrows a container rule to the named containers.
+    narrows a container rule to the named containers. An exemption for Compose services selects
+    by `projects` (the Compose file's top-level `name`), `services` (service names) and `labels`
+    (the service's) instead, and applies to nothing on Kubernetes.
     """
 
     id: str
@@ -311,6 +314,12 @@ class Exemption:
     expires: dt.date
     loc: Loc
     every_rule: bool = False  # `rules=ALL`: passes.resolve puts every rule of the program in `rules`
+    projects: tuple[str, ...] = ()  # Compose projects
+    services: tuple[str, ...] = ()  # Compose service names
+
+    @property
+    def for_compose(self) -> bool:
+        return bool(self.projects or self.services)
 
 
 
@@ -339,6 +348,10 @@ class ResolvedRule:
     @property
     def all_exemptions(self) -> tuple[Exemption, ...]:
         return tuple(e for e, _ in self.exemptions)
+
+    @property
+    def kubernetes_exemptions(self) -> tuple[Exemption, ...]:
+        return tuple(e for e, placement in self.exemptions if placement is not Placement.COMPOSE)
 
     @property
     def waivers(self) -> tuple[Exemption, ...]:

@@ -34,7 +34,10 @@ def expand_pod_controllers(rule: ir.Rule) -> tuple[ir.PodTarget, ...]:
 
 
 def place(exemption: ir.Exemption) -> ir.Placement:
-    """Where every backend expresses an exemption: the narrowest of the four places that is exact."""
+    """Where every backend expresses an exemption: the narrowest of the four places that is exact
+    (or Compose, for an exemption of Compose services)."""
+    if exemption.for_compose:
+        return ir.Placement.COMPOSE
     if exemption.allow:
         return ir.Placement.WIDENING
     if exemption.containers:

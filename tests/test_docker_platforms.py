@@ -97,3 +97,70 @@ def test_docs_state_every_row_of_the_mapping(platform: str) -> None:
     doc = (REPO / "docs" / "docker.md").read_text(encoding="utf-8")
     for row in PLATFORMS[platform].rows:
         assert f"| {row.meaning} |" in doc, f"docs/docker.md lacks the {platform} row for {row.field}"
+
+
+# --- exemptions of Compose services ------------------------------------------------------------
+
+
+def _compose_service(**edits: object) -> dict[str, object]:
+    from conformance.docker import COMPLIANT_SERVICE
+
+    return {**COMPLIANT_SERVICE, **edits}
+
+
+def test_compose_exemptions_select_by_project_service_and_labels() -> None:
+    from compiler.dsl import exempt, volumes
+    from compiler.dsl import param as list_param
+
+    def sockets(ps: PolicySet) -> None:
+        ps.rule("no-socket", Required, title="t", rationale="r", fix="f",
+                check=volumes().field("hostPath.path").as_path().none_of(["/var/run/docker.sock"]))
+
+    def caps(ps: PolicySet) -> None:
+        ps.rule("caps", Required, title="t", rationale="r", fix="f", params={"allowed": ["NET_BIND_SERVICE"]},
+                check=containers().field("securityContext.capabilities.add").subset_of(list_param("allowed")))
+
+    waiver = exempt("traefik-socket", rules=["no-socket"], projects=["edge"], services=["traefik"],
+                    labels={"team": "net"}, reason="service discovery", owner="net", expires="2027-01-31")
+    widening = exempt("vpn", rules=["caps"], services=["vpn"], allow={"allowed": ["NET_ADMIN"]},
+                      reason="tunnel", owner="net", expires="2027-01-31")
+    kubernetes = exempt("k8s-only", rules=["no-socket"], namespaces=["edge"], reason="r", owner="o", expires="2027-01-31")
+    engine = Conftest(ComposeBackend().compile(program(sockets, caps, waiver, widening, kubernetes)), "compose")
+    socket = {"volumes": ["/var/run/docker.sock:/var/run/docker.sock"]}
+
+    def judge(project: str | None, services: dict[str, dict[str, object]]) -> dict[str, str]:
+        return engine.judge({**({"name": project} if project else {}), "services": services})
+
+    assert judge("edge", {"traefik": _compose_service(**socket, labels={"team": "net"})}) == {}
+    assert judge("edge", {"traefik": _compose_service(**socket, labels=["team=net"])}) == {}  # list form
+    assert judge("edge", {"traefik": _compose_service(**socket, labels={"team": "web"})}) == {"no-socket": "deny"}
+    assert judge("edge", {"proxy": _compose_service(**socket, labels={"team": "net"})}) == {"no-socket": "deny"}
+    assert judge(None, {"traefik": _compose_service(**socket, labels={"team": "net"})}) == {"no-socket": "deny"}
+    add = {"cap_add": ["NET_ADMIN"]}
+    assert judge("any", {"vpn": _compose_service(**add)}) == {}
+    assert judge("any", {"web": _compose_service(**add)}) == {"caps": "deny"}
+    assert judge("any", {"vpn": _compose_service(cap_add=["SYS_ADMIN"])}) == {"caps": "deny"}
+
+
+def test_an_exemption_is_for_compose_or_for_kubernetes_not_both() -> None:
+    from compiler.dsl import exempt
+    from compiler.errors import PolicyError
+
+    with pytest.raises(PolicyError, match="declare one exemption for each"):
+        exempt("both", rules=["r"], namespaces=["a"], services=["b"], reason="r", owner="o", expires="2027-01-31")
+
+
+def test_a_compose_exemption_reaches_no_kubernetes_artifact() -> None:
+    from compiler.backends import all_backends
+    from compiler.dsl import exempt
+
+    def privileged(ps: PolicySet) -> None:
+        ps.rule("no-privileged", Required, title="t", rationale="r", fix="f",
+                check=containers().field("securityContext.privileged").not_equals(True))
+
+    waiver = exempt("compose-only-waiver", rules=["no-privileged"], services=["dind"], labels={"a": "b"},
+                    reason="r", owner="o", expires="2027-01-31")
+    compiled = program(privileged, waiver)
+    for name, backend in all_backends().items():
+        text = "".join(backend().compile(compiled).values())
+        assert ("compose-only-waiver" in text) == (name == "compose"), name

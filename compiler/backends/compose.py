@@ -5,8 +5,8 @@ warns on recommended ones (a stage has no namespace to apply to here, so a stage
 each rule is a package `kupe.compose.<rule>` whose `violation` set names the failing service. What
 each check means for a service is one row of the mapping below (docs/docker.md); a rule reading a
 field without a row is not applicable here, a check on a mapped field with another predicate is
-refused. Exemptions select Kubernetes objects (namespaces, names, labels) and do not apply to
-Compose services.
+refused. Exemptions declared for Compose (`projects`, `services`, `labels`) waive a rule, or widen
+its list parameter, for the services they select; Kubernetes exemptions do not apply here.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from ..lang.docker import Platform, Row
 from ..lang.rego import compile_check
 from . import Backend
 
-PLATFORM = Platform("compose", "Compose", "lib.compose", "service", (
+PLATFORM = Platform("compose", "Compose", "lib.compose", "service", exemptions=True, rows=(
     Row("securityContext.runAsNonRoot", ir.Equals, True, "runs_as_non_root",
         "`user` is a numeric UID other than 0 (`uid` or `uid:gid`); unset, or a name, cannot be verified"),
     Row("securityContext.runAsUser", ir.NotEquals, 0, "not_uid_zero",

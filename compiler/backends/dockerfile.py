@@ -15,7 +15,7 @@ from ..lang.docker import Platform, Row
 from ..lang.rego import compile_check
 from . import Backend
 
-PLATFORM = Platform("dockerfile", "Dockerfile", "lib.dockerfile", "image", (
+PLATFORM = Platform("dockerfile", "Dockerfile", "lib.dockerfile", "image", rows=(
     Row("securityContext.runAsNonRoot", ir.Equals, True, "runs_as_non_root",
         "the final stage's `USER` is a numeric UID other than 0; a missing `USER` (the base image's user, root by "
         "default) or a name (the kubelet cannot verify it) fails"),

@@ -59,6 +59,7 @@ class Platform:
     library: str  # Rego package of the mapping's functions
     subject: str  # what a violation names: "service", "image"
     rows: tuple[Row, ...]
+    exemptions: bool = False  # whether exemptions select its subjects (Compose: by project, service, labels)
 
     def not_applicable(self, rule: ir.ResolvedRule) -> str | None:
         """Why the rule means nothing here: a field it reads has no row."""
@@ -77,6 +78,13 @@ class Platform:
                 for r in self.rows if r.field == field_of(check)]
         raise Lowering(rule, self.name).unsupported(check.predicate, check, (
             f"{self.title} gives {field_of(check)} a meaning only as {' or '.join(rows)}"))
+
+    def _exemption_data(self, rule: ir.ResolvedRule) -> list[dict[str, object]] | None:
+        """The rule's exemptions of this platform's subjects, as the library's `selects` reads them."""
+        if not self.exemptions:
+            return None
+        return [{"id": e.id, "projects": list(e.projects), "services": list(e.services), "labels": dict(e.labels),
+                 "allow": {name: list(values) for name, values in e.allow}} for e in rule.placed(ir.Placement.COMPOSE)]
 
     def package(self, rule_id: str) -> str:
         return f"kupe.{self.name}.{identifier(rule_id)}"
@@ -99,8 +107,10 @@ class Platform:
         for check in rule.rule.checks:
             row = self.row(rule, check)
             values = _values(rule, check.predicate) if isinstance(check.predicate, _LISTS) else None
+            param = getattr(check.predicate, "values", None) or getattr(check.predicate, "allowed", None)
             checks.append({"function": Safe(row.function), "values": values, "text": row.meaning,
+                           "param": param.name if isinstance(param, ir.Param) else None,
                            "comment": f"{describe.predicate(check.predicate)}: {row.meaning}", "loc": str(check.loc)})
         return render("docker/rule.rego.j2", source=str(rule.rule.loc), rule_id=rule.id, title=rule.rule.title,
                       level=rule.level.value, fix=rule.rule.fix, package=Safe(self.package(rule.id)), library=Safe(self.library),
-                      subject=self.subject, checks=checks)
+                      subject=self.subject, checks=checks, exemptions=self._exemption_data(rule))

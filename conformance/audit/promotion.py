@@ -92,7 +92,7 @@ def readiness(program: ir.Program, rule_id: str, workloads: list[Workload], evid
         if rule_id in now:
             uncovered.append(violation)
         else:
-            candidates = tuple(e.id for e in rule.all_exemptions if _selects(e, workload.namespace, workload.name))
+            candidates = tuple(e.id for e in rule.kubernetes_exemptions if _selects(e, workload.namespace, workload.name))
             covered.append((violation, candidates))
     for violation in (v for v in evidence if v.rule == rule_id):
         waivers = tuple(e.id for e in rule.waivers if _by_report(e) and _selects(e, violation.namespace or DEFAULT_NAMESPACE, violation.name))

@@ -12,9 +12,13 @@ level := "recommended"
 
 fix := "Set resources.requests and resources.limits for cpu and memory on every container and init container"  # as written for Kubernetes; each violation says what the platform needs
 
+# Exemptions of services in force when compiled (expired ones are dropped at compile time).
+exemptions := []
+
 # resources.requests.cpu must be set: `deploy.resources.reservations.cpus` is set (policies/container_security.py:64)
 violation contains {"msg": msg, "rule": rule_id, "level": level, "fix": fix, "service": name} if {
 	some name, subject in platform.subjects
+	not platform.waived(exemptions, name, subject)
 	not platform.requests_cpu(subject)
 	msg := concat("", [rule_id, ": ", "service", " ", name, ": ", "`deploy.resources.reservations.cpus` is set"])
 }
@@ -22,6 +26,7 @@ violation contains {"msg": msg, "rule": rule_id, "level": level, "fix": fix, "se
 # resources.requests.memory must be set: `deploy.resources.reservations.memory` or `mem_reservation` is set (policies/container_security.py:64)
 violation contains {"msg": msg, "rule": rule_id, "level": level, "fix": fix, "service": name} if {
 	some name, subject in platform.subjects
+	not platform.waived(exemptions, name, subject)
 	not platform.requests_memory(subject)
 	msg := concat("", [rule_id, ": ", "service", " ", name, ": ", "`deploy.resources.reservations.memory` or `mem_reservation` is set"])
 }
@@ -29,6 +34,7 @@ violation contains {"msg": msg, "rule": rule_id, "level": level, "fix": fix, "se
 # resources.limits.cpu must be set: `deploy.resources.limits.cpus` or `cpus` is set (policies/container_security.py:64)
 violation contains {"msg": msg, "rule": rule_id, "level": level, "fix": fix, "service": name} if {
 	some name, subject in platform.subjects
+	not platform.waived(exemptions, name, subject)
 	not platform.limits_cpu(subject)
 	msg := concat("", [rule_id, ": ", "service", " ", name, ": ", "`deploy.resources.limits.cpus` or `cpus` is set"])
 }
@@ -36,6 +42,7 @@ violation contains {"msg": msg, "rule": rule_id, "level": level, "fix": fix, "se
 # resources.limits.memory must be set: `deploy.resources.limits.memory` or `mem_limit` is set (policies/container_security.py:64)
 violation contains {"msg": msg, "rule": rule_id, "level": level, "fix": fix, "service": name} if {
 	some name, subject in platform.subjects
+	not platform.waived(exemptions, name, subject)
 	not platform.limits_memory(subject)
 	msg := concat("", [rule_id, ": ", "service", " ", name, ": ", "`deploy.resources.limits.memory` or `mem_limit` is set"])
 }

@@ -12,9 +12,13 @@ level := "recommended"
 
 fix := "Set securityContext.seccompProfile.type: RuntimeDefault on the pod or on every container"  # as written for Kubernetes; each violation says what the platform needs
 
+# Exemptions of services in force when compiled (expired ones are dropped at compile time).
+exemptions := []
+
 # securityContext.seccompProfile.type (or the pod's securityContext.seccompProfile.type when the container leaves it unset) must be one of the values of parameter allowed_profile_types: the profile Docker applies is allowed: RuntimeDefault without a `seccomp` security option or with `default`/`builtin`, Unconfined with `unconfined`, Localhost with a profile file (the last option wins) (policies/container_security.py:53)
 violation contains {"msg": msg, "rule": rule_id, "level": level, "fix": fix, "service": name} if {
 	some name, subject in platform.subjects
-	not platform.seccomp_allowed(subject, ["RuntimeDefault"])
+	not platform.waived(exemptions, name, subject)
+	not platform.seccomp_allowed(subject, array.concat(["RuntimeDefault"], platform.widened(exemptions, name, subject, "allowed_profile_types")))
 	msg := concat("", [rule_id, ": ", "service", " ", name, ": ", "the profile Docker applies is allowed: RuntimeDefault without a `seccomp` security option or with `default`/`builtin`, Unconfined with `unconfined`, Localhost with a profile file (the last option wins)"])
 }

@@ -197,3 +197,52 @@ requests_cpu(service) if service.deploy.resources.reservations.cpus != null
 requests_memory(service) if service.deploy.resources.reservations.memory != null
 
 requests_memory(service) if service.mem_reservation != null
+
+# --- exemptions (their data is in each rule's module) ------------------------------------------
+
+# An exemption selects a service when each criterion it states holds: the Compose file's project
+# (its top-level `name`), the service's name, and each of its labels (a map, or `key=value` items).
+selects(e, name, service) if {
+	project_ok(e)
+	service_ok(e, name)
+	every key, value in e.labels {
+		label(service, key) == value
+	}
+}
+
+project_ok(e) if count(e.projects) == 0
+
+project_ok(e) if input.name in e.projects
+
+service_ok(e, _) if count(e.services) == 0
+
+service_ok(e, name) if name in e.services
+
+label(service, key) := service.labels[key] if is_object(service.labels)
+
+label(service, key) := value if {
+	is_array(service.labels)
+	some item in service.labels
+	is_string(item)
+	[k, value] := label_item(item)
+	k == key
+}
+
+label_item(item) := [substring(item, 0, i), substring(item, i + 1, -1)] if {
+	i := indexof(item, "=")
+	i >= 0
+} else := [item, ""]
+
+# A waiver (no allowed values) that selects the service.
+waived(exemptions, name, service) if {
+	some e in exemptions
+	count(e.allow) == 0
+	selects(e, name, service)
+}
+
+# The values the exemptions that select the service add to list parameter `param`.
+widened(exemptions, name, service, param) := [value |
+	some e in exemptions
+	selects(e, name, service)
+	some value in object.get(e.allow, param, [])
+]
