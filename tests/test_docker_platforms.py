@@ -164,3 +164,48 @@ def test_a_compose_exemption_reaches_no_kubernetes_artifact() -> None:
     for name, backend in all_backends().items():
         text = "".join(backend().compile(compiled).values())
         assert ("compose-only-waiver" in text) == (name == "compose"), name
+
+
+# --- audit: Compose files and Dockerfiles found by name ------------------------------------------
+
+
+def test_audit_judges_compose_files_and_dockerfiles_found_by_name(project: Path) -> None:
+    import json as json_module
+
+    from conftest import run_cli
+
+    (project / "app").mkdir()
+    (project / "app" / "docker-compose.yml").write_text(
+        "name: shop\nservices:\n  api:\n    image: api\n    user: '10001'\n    read_only: true\n    cap_drop: [ALL]\n"
+        "    security_opt: [no-new-privileges]\n    cpus: 1\n    mem_limit: 1g\n    mem_reservation: 512m\n"
+        "    deploy: {resources: {reservations: {cpus: '0.5'}}}\n"
+        "  proxy:\n    image: traefik\n    user: '10001'\n    read_only: true\n    cap_drop: [ALL]\n"
+        "    security_opt: [no-new-privileges]\n    cpus: 1\n    mem_limit: 1g\n    mem_reservation: 512m\n"
+        "    deploy: {resources: {reservations: {cpus: '0.5'}}}\n    volumes: ['/var/run/docker.sock:/var/run/docker.sock']\n",
+        encoding="utf-8")
+    (project / "app" / "Dockerfile").write_text("FROM golang AS build\nRUN go build\nFROM scratch\nUSER 65532\n", encoding="utf-8")
+    (project / "app" / "tools.Dockerfile").write_text("FROM alpine\nUSER root\n", encoding="utf-8")
+    (project / "app" / "notes.txt").write_text("not read\n", encoding="utf-8")
+    result = run_cli("audit", "--format", "json", "app")
+    report = json_module.loads(result.stdout)
+    assert result.exit_code == 1
+    found = {(v["kind"], v["namespace"], v["name"], v["rule"], v["verdict"], v["line"], v["field"]) for v in report["violations"]}
+    assert found == {
+        ("Compose service", "shop", "proxy", "disallow-runtime-socket-mounts", "deny", 14, "volumes"),  # its mapping starts on 14
+        ("Dockerfile", "", "final stage 0 (FROM alpine)", "run-as-non-root", "deny", 1, "USER"),
+        ("Dockerfile", "", "final stage 0 (FROM alpine)", "run-as-non-root-user", "deny", 1, "USER"),
+    }
+    assert (report["summary"]["compose_files"], report["summary"]["dockerfiles"]) == (1, 2)
+
+
+def test_audit_reports_unreadable_compose_files_and_dockerfiles_with_their_line(project: Path) -> None:
+    import json as json_module
+
+    from conftest import run_cli
+
+    (project / "compose.yaml").write_text("services: [not, a, mapping]\n", encoding="utf-8")
+    (project / "Dockerfile").write_text("FROM alpine\nRUN <<EOF\necho hi\nEOF\n", encoding="utf-8")
+    result = run_cli("audit", "--format", "json", "compose.yaml", "Dockerfile")
+    report = json_module.loads(result.stdout)
+    assert result.exit_code == 2
+    assert sorted(p["where"] for p in report["problems"]) == ["Dockerfile:2", "compose.yaml:1"]

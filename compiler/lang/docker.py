@@ -34,6 +34,7 @@ class Row:
     value: Value
     function: str  # in the platform's library: `function(subject)`, or `function(subject, values)` for a list predicate
     meaning: str  # what the platform checks, for docs/docker.md and the support matrix
+    key: str  # the platform's field a violation names (`user`, `security_opt`, `USER`, ...)
 
 
 def field_of(check: ir.Check) -> str:
@@ -108,7 +109,7 @@ class Platform:
             row = self.row(rule, check)
             values = _values(rule, check.predicate) if isinstance(check.predicate, _LISTS) else None
             param = getattr(check.predicate, "values", None) or getattr(check.predicate, "allowed", None)
-            checks.append({"function": Safe(row.function), "values": values, "text": row.meaning,
+            checks.append({"function": Safe(row.function), "values": values, "text": row.meaning, "key": row.key,
                            "param": param.name if isinstance(param, ir.Param) else None,
                            "comment": f"{describe.predicate(check.predicate)}: {row.meaning}", "loc": str(check.loc)})
         return render("docker/rule.rego.j2", source=str(rule.rule.loc), rule_id=rule.id, title=rule.rule.title,

@@ -12,6 +12,7 @@ from typing import Any
 
 from compiler import describe, ir
 
+from .docker import DOCKER_KINDS
 from .model import Violation
 from .run import AuditRun
 
@@ -29,6 +30,8 @@ def summary(run: AuditRun) -> dict[str, Any]:
     return {
         "files": inputs.files_read,
         "workloads": len(inputs.workloads),
+        "compose_files": inputs.docker_files["compose"],
+        "dockerfiles": inputs.docker_files["dockerfile"],
         "distinct_workloads_evaluated": run.evaluations,
         "evidence_documents": inputs.evidence_documents,
         "foreign_results": inputs.foreign_results,
@@ -63,13 +66,17 @@ def table(run: AuditRun) -> str:
                          for v in run.violations]
     width = shutil.get_terminal_size((160, 24)).columns
     lines = _fit(rows, width) if run.violations else []
-    for rule in sorted({v.rule for v in run.violations}):
+    for rule in sorted({v.rule for v in run.violations if v.kind not in DOCKER_KINDS}):
         checks = "; ".join(describe.predicate(c.predicate) for c in run.rules[rule].rule.checks)
         lines += textwrap.wrap(f"{rule}: {checks}. Fix: {run.rules[rule].rule.fix}", width, initial_indent="  ",
                                subsequent_indent="    ")
+    for message in sorted({v.message.split(": ", 1)[0] + ": " + v.message.split(": ", 2)[-1]
+                           for v in run.violations if v.kind in DOCKER_KINDS}):
+        lines += textwrap.wrap(message, width, initial_indent="  ", subsequent_indent="    ")
     s = summary(run)
     skipped = ", ".join(f"{kind} {n}" for kind, n in s["skipped"].items()) or "none"
-    lines += textwrap.wrap(f"{s['workloads']} workloads in {s['files']} files audited with {', '.join(run.backends)} "
+    docker = f"; {s['compose_files']} Compose files and {s['dockerfiles']} Dockerfiles" if s["compose_files"] or s["dockerfiles"] else ""
+    lines += textwrap.wrap(f"{s['workloads']} workloads{docker} in {s['files']} files audited with {', '.join(run.backends)} "
                            f"(as of {run.program.as_of}); {s['evidence_documents']} evidence documents; "
                            f"{s['deny']} violations of required rules (deny), {s['audit']} of recommended rules (audit); "
                            f"non-workload objects skipped: {skipped}", width)

@@ -1,6 +1,7 @@
 """Reading audit inputs file by file: manifests, `kubectl get -o yaml|json` dumps, AdmissionReviews, evidence.
 
-A directory is read recursively (*.yaml, *.yml, *.json). A file that cannot be read or parsed,
+A directory is read recursively (*.yaml, *.yml, *.json, and Compose files and Dockerfiles by
+name: conformance/audit/docker.py). A file that cannot be read or parsed,
 and a document that is not a Kubernetes object, become a Problem with file:line; the run goes
 on. `List` and `*List` documents are flattened; a manifest is judged as its creation, an
 AdmissionReview as its request (UPDATE, DELETE, subresources: docs/semantics.md). Pods and pod controllers of the right API group are workloads; PolicyReports
@@ -26,6 +27,7 @@ from compiler.passes import POD_TARGETS
 from conformance.yamlio import LineDict, YamlProblem, documents
 
 from . import evidence
+from .docker import DockerInput, compose_input, platform_of, read_dockerfile
 from ..adapters import Request
 from .model import Problem, Violation, Workload
 
@@ -45,6 +47,9 @@ class Inputs:
     files_read: int = 0
     evidence_documents: int = 0
     foreign_results: int = 0  # evidence about policies that are not kupe rules
+    docker: list[DockerInput] = field(default_factory=list)  # Compose files and Dockerfiles, judged by run
+    docker_files: Counter[str] = field(default_factory=Counter)  # platform → files read
+    docker_violations: list[Violation] = field(default_factory=list)
 
     def extend(self, other: Inputs) -> None:
         """Append what another reader found (files read in a worker process), keeping the order."""
@@ -56,6 +61,9 @@ class Inputs:
         self.files_read += other.files_read
         self.evidence_documents += other.evidence_documents
         self.foreign_results += other.foreign_results
+        self.docker += other.docker
+        self.docker_files.update(other.docker_files)
+        self.docker_violations += other.docker_violations
 
 
 def files_under(paths: list[Path]) -> Iterator[Path | Problem]:
@@ -89,7 +97,7 @@ def _walk(root: Path) -> Iterator[Path | Problem]:
     for folder, _, names in os.walk(root, onerror=lambda e: found.append(Problem(str(e.filename), f"cannot read: {e.strerror}"))):
         for name in names:
             path = Path(folder, name)
-            if path.suffix.lower() in SUFFIXES:
+            if path.suffix.lower() in SUFFIXES or platform_of(path):
                 kind = _kind(path)
                 found.append(path if kind == "file" else Problem(str(path), kind))
     yield from sorted(found, key=lambda entry: str(entry if isinstance(entry, Path) else entry.where))
@@ -212,6 +220,13 @@ def read_file(entry: Path, rules: Mapping[str, ir.ResolvedRule]) -> Inputs:
     """One file's workloads, evidence and problems."""
     inputs = Inputs()
     shown = entry.as_posix()
+    platform = platform_of(entry)
+    if platform == "dockerfile":
+        found = read_dockerfile(entry, shown)
+        inputs.files_read += not isinstance(found, Problem)
+        inputs.docker_files["dockerfile"] += not isinstance(found, Problem)
+        (inputs.problems if isinstance(found, Problem) else inputs.docker).append(found)  # type: ignore[arg-type]
+        return inputs
     try:
         loaded, problems = load(entry)
     except _Unusable as unusable:
@@ -221,6 +236,14 @@ def read_file(entry: Path, rules: Mapping[str, ir.ResolvedRule]) -> Inputs:
     inputs.problems += problems
     if not loaded and not problems:
         inputs.notes.append(f"{shown}: holds no documents")
+    if platform == "compose":
+        inputs.docker_files["compose"] += 1
+        for document, line in loaded:
+            services = document.get("services") if isinstance(document, dict) else None
+            lines = {str(k): _line(v, line) for k, v in services.items()} if isinstance(services, dict) else {}
+            found = compose_input(document, shown, line, lines, json_safe(document))
+            (inputs.problems if isinstance(found, Problem) else inputs.docker).append(found)  # type: ignore[arg-type]
+        return inputs
     for document, line in loaded:
         for found in objects(document, shown, line):
             if isinstance(found, Problem):

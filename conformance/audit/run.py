@@ -15,6 +15,7 @@ import click
 
 from compiler import ir
 
+from .docker import DockerJudge
 from .model import Disagreement, Problem, Violation, Workload
 from .reading import Inputs, files_under, read_file
 from ..engines.decoding import Rejected
@@ -63,12 +64,12 @@ def _progress(total: int) -> Iterator[Callable[[int], None]]:
         yield lambda done: None
 
 
-_worker: tuple[Auditor, dict[str, ir.ResolvedRule]] | None = None
+_worker: tuple[Auditor, dict[str, ir.ResolvedRule], DockerJudge] | None = None
 
 
 def _start_worker(program: ir.Program, backends: list[str], cache: bool) -> None:
     global _worker
-    _worker = Auditor(program, backends, cache=cache), {r.id: r for r in program.rules}
+    _worker = Auditor(program, backends, cache=cache), {r.id: r for r in program.rules}, DockerJudge(program)
 
 
 Judgement = tuple[dict[str, Outcome] | Rejected, list[Finding]]
@@ -78,7 +79,7 @@ Part = tuple[int, Inputs, list[Judgement], int]  # files, what they held, their 
 def _audit_files(files: list[Path]) -> Part:
     """Read some files and evaluate their workloads (in a worker process for large runs)."""
     assert _worker is not None
-    auditor, rules = _worker
+    auditor, rules, docker = _worker
     before = auditor.evaluations
     inputs = Inputs()
     for file in files:
@@ -86,6 +87,11 @@ def _audit_files(files: list[Path]) -> Part:
             inputs.extend(read_file(file, rules))
         except Exception as error:  # noqa: BLE001 - one file's failure must not end the run
             inputs.problems.append(Problem(str(file), f"internal error reading this file: {type(error).__name__}: {error}"))
+    for found in inputs.docker:
+        violations, problems = docker.judge(found)
+        inputs.docker_violations += violations
+        inputs.problems += problems
+    inputs.docker = []  # judged here
     outcomes = [_judged(auditor, w) for w in inputs.workloads]
     inputs.workloads = [w.identity() for w in inputs.workloads]  # judged here: reports need only who and where
     return len(files), inputs, outcomes, auditor.evaluations - before
@@ -139,6 +145,7 @@ def audit(paths: list[Path], program: ir.Program, backends: list[str], *, cache:
         for count, inputs, outcomes, evaluations in _parts(files, program, backends, cache, workers):
             run.inputs.extend(inputs)
             run.violations.extend(inputs.evidence)
+            run.violations.extend(inputs.docker_violations)
             run.evaluations += evaluations
             for workload, (outcome, findings) in zip(inputs.workloads, outcomes):
                 if isinstance(outcome, Rejected):

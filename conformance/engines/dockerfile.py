@@ -94,7 +94,12 @@ def _instruction(keyword: str, rest: str, stage: int, number: int) -> dict[str, 
 
 def parse(text: str) -> list[dict[str, Any]]:
     """The instructions of a Dockerfile as conftest's Rego input."""
-    instructions: list[dict[str, Any]] = []
+    return [instruction for _, instruction in parse_lines(text)]
+
+
+def parse_lines(text: str) -> list[tuple[int, dict[str, Any]]]:
+    """Each instruction with the line it starts on (conftest's input has no lines; reports do)."""
+    instructions: list[tuple[int, dict[str, Any]]] = []
     stage = -1
     for number, line in _logical_lines(text):
         keyword, _, rest = line.partition(" ")
@@ -105,7 +110,7 @@ def parse(text: str) -> list[dict[str, Any]]:
         if keyword.lower() == "onbuild":
             sub_keyword, _, sub_rest = rest.strip().partition(" ")
             entry = _instruction(sub_keyword, sub_rest.strip(), max(stage, 0), number)
-            instructions.append({**entry, "Cmd": "onbuild", "SubCmd": sub_keyword.lower()})
+            instructions.append((number, {**entry, "Cmd": "onbuild", "SubCmd": sub_keyword.lower()}))
             continue
-        instructions.append(_instruction(keyword, rest.strip(), max(stage, 0), number))
+        instructions.append((number, _instruction(keyword, rest.strip(), max(stage, 0), number)))
     return instructions

@@ -16,7 +16,7 @@ fix := "Set resources.requests and resources.limits for cpu and memory on every 
 exemptions := []
 
 # resources.requests.cpu must be set: `deploy.resources.reservations.cpus` is set (policies/container_security.py:64)
-violation contains {"msg": msg, "rule": rule_id, "level": level, "fix": fix, "service": name} if {
+violation contains {"msg": msg, "rule": rule_id, "level": level, "fix": fix, "field": "deploy.resources.reservations.cpus", "service": name} if {
 	some name, subject in platform.subjects
 	not platform.waived(exemptions, name, subject)
 	not platform.requests_cpu(subject)
@@ -24,7 +24,7 @@ violation contains {"msg": msg, "rule": rule_id, "level": level, "fix": fix, "se
 }
 
 # resources.requests.memory must be set: `deploy.resources.reservations.memory` or `mem_reservation` is set (policies/container_security.py:64)
-violation contains {"msg": msg, "rule": rule_id, "level": level, "fix": fix, "service": name} if {
+violation contains {"msg": msg, "rule": rule_id, "level": level, "fix": fix, "field": "deploy.resources.reservations.memory", "service": name} if {
 	some name, subject in platform.subjects
 	not platform.waived(exemptions, name, subject)
 	not platform.requests_memory(subject)
@@ -32,7 +32,7 @@ violation contains {"msg": msg, "rule": rule_id, "level": level, "fix": fix, "se
 }
 
 # resources.limits.cpu must be set: `deploy.resources.limits.cpus` or `cpus` is set (policies/container_security.py:64)
-violation contains {"msg": msg, "rule": rule_id, "level": level, "fix": fix, "service": name} if {
+violation contains {"msg": msg, "rule": rule_id, "level": level, "fix": fix, "field": "deploy.resources.limits.cpus", "service": name} if {
 	some name, subject in platform.subjects
 	not platform.waived(exemptions, name, subject)
 	not platform.limits_cpu(subject)
@@ -40,7 +40,7 @@ violation contains {"msg": msg, "rule": rule_id, "level": level, "fix": fix, "se
 }
 
 # resources.limits.memory must be set: `deploy.resources.limits.memory` or `mem_limit` is set (policies/container_security.py:64)
-violation contains {"msg": msg, "rule": rule_id, "level": level, "fix": fix, "service": name} if {
+violation contains {"msg": msg, "rule": rule_id, "level": level, "fix": fix, "field": "deploy.resources.limits.memory", "service": name} if {
 	some name, subject in platform.subjects
 	not platform.waived(exemptions, name, subject)
 	not platform.limits_memory(subject)

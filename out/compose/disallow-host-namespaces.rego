@@ -16,7 +16,7 @@ fix := "Remove hostNetwork, hostPID and hostIPC from the pod spec, or set them t
 exemptions := []
 
 # hostNetwork must not be true: `network_mode` is not `host` (policies/runtime_security.py:44)
-violation contains {"msg": msg, "rule": rule_id, "level": level, "fix": fix, "service": name} if {
+violation contains {"msg": msg, "rule": rule_id, "level": level, "fix": fix, "field": "network_mode", "service": name} if {
 	some name, subject in platform.subjects
 	not platform.waived(exemptions, name, subject)
 	not platform.no_host_network(subject)
@@ -24,7 +24,7 @@ violation contains {"msg": msg, "rule": rule_id, "level": level, "fix": fix, "se
 }
 
 # hostPID must not be true: `pid` is not `host` (policies/runtime_security.py:44)
-violation contains {"msg": msg, "rule": rule_id, "level": level, "fix": fix, "service": name} if {
+violation contains {"msg": msg, "rule": rule_id, "level": level, "fix": fix, "field": "pid", "service": name} if {
 	some name, subject in platform.subjects
 	not platform.waived(exemptions, name, subject)
 	not platform.no_host_pid(subject)
@@ -32,7 +32,7 @@ violation contains {"msg": msg, "rule": rule_id, "level": level, "fix": fix, "se
 }
 
 # hostIPC must not be true: `ipc` is not `host` (policies/runtime_security.py:44)
-violation contains {"msg": msg, "rule": rule_id, "level": level, "fix": fix, "service": name} if {
+violation contains {"msg": msg, "rule": rule_id, "level": level, "fix": fix, "field": "ipc", "service": name} if {
 	some name, subject in platform.subjects
 	not platform.waived(exemptions, name, subject)
 	not platform.no_host_ipc(subject)

@@ -16,7 +16,7 @@ fix := "Set securityContext.allowPrivilegeEscalation: false on every container" 
 exemptions := []
 
 # securityContext.allowPrivilegeEscalation must be false: the last `no-new-privileges` in `security_opt` is true (`no-new-privileges`, `no-new-privileges:true`, `=true`, `=1`, ...) (policies/container_security.py:19)
-violation contains {"msg": msg, "rule": rule_id, "level": level, "fix": fix, "service": name} if {
+violation contains {"msg": msg, "rule": rule_id, "level": level, "fix": fix, "field": "security_opt", "service": name} if {
 	some name, subject in platform.subjects
 	not platform.waived(exemptions, name, subject)
 	not platform.no_new_privileges(subject)

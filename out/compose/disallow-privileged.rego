@@ -16,7 +16,7 @@ fix := "Remove securityContext.privileged or set it to false"  # as written for 
 exemptions := []
 
 # securityContext.privileged must not be true: `privileged` is not true (policies/runtime_security.py:36)
-violation contains {"msg": msg, "rule": rule_id, "level": level, "fix": fix, "service": name} if {
+violation contains {"msg": msg, "rule": rule_id, "level": level, "fix": fix, "field": "privileged", "service": name} if {
 	some name, subject in platform.subjects
 	not platform.waived(exemptions, name, subject)
 	not platform.not_privileged(subject)

@@ -16,7 +16,7 @@ fix := "Set securityContext.capabilities.drop: [\"ALL\"] on every container"  # 
 exemptions := []
 
 # securityContext.capabilities.drop must contain "ALL": `cap_drop` holds `ALL`, in any case (policies/container_security.py:27)
-violation contains {"msg": msg, "rule": rule_id, "level": level, "fix": fix, "service": name} if {
+violation contains {"msg": msg, "rule": rule_id, "level": level, "fix": fix, "field": "cap_drop", "service": name} if {
 	some name, subject in platform.subjects
 	not platform.waived(exemptions, name, subject)
 	not platform.drops_all(subject)

@@ -16,7 +16,7 @@ fix := "Set securityContext.readOnlyRootFilesystem: true and mount writable empt
 exemptions := []
 
 # securityContext.readOnlyRootFilesystem must be true: `read_only` is true (policies/container_security.py:44)
-violation contains {"msg": msg, "rule": rule_id, "level": level, "fix": fix, "service": name} if {
+violation contains {"msg": msg, "rule": rule_id, "level": level, "fix": fix, "field": "read_only", "service": name} if {
 	some name, subject in platform.subjects
 	not platform.waived(exemptions, name, subject)
 	not platform.read_only_root(subject)

@@ -16,7 +16,7 @@ fix := "Remove capabilities outside the allowlist from securityContext.capabilit
 exemptions := []
 
 # securityContext.capabilities.add may only hold the values of parameter allowed_capabilities: every `cap_add` entry, upper-cased and without `CAP_`, is allowed (`ALL` never is) (policies/container_security.py:35)
-violation contains {"msg": msg, "rule": rule_id, "level": level, "fix": fix, "service": name} if {
+violation contains {"msg": msg, "rule": rule_id, "level": level, "fix": fix, "field": "cap_add", "service": name} if {
 	some name, subject in platform.subjects
 	not platform.waived(exemptions, name, subject)
 	not platform.adds_only(subject, array.concat(["NET_BIND_SERVICE"], platform.widened(exemptions, name, subject, "allowed_capabilities")))

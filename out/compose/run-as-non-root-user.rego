@@ -16,7 +16,7 @@ fix := "Set securityContext.runAsUser to a non-zero UID, or leave it unset and r
 exemptions := []
 
 # securityContext.runAsUser (or the pod's securityContext.runAsUser when the container leaves it unset) must not be 0: `user` is unset, or its user part is neither `root` nor UID 0 (policies/runtime_security.py:60)
-violation contains {"msg": msg, "rule": rule_id, "level": level, "fix": fix, "service": name} if {
+violation contains {"msg": msg, "rule": rule_id, "level": level, "fix": fix, "field": "user", "service": name} if {
 	some name, subject in platform.subjects
 	not platform.waived(exemptions, name, subject)
 	not platform.not_uid_zero(subject)

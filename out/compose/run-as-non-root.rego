@@ -16,7 +16,7 @@ fix := "Set securityContext.runAsNonRoot: true on the pod or on every container"
 exemptions := []
 
 # securityContext.runAsNonRoot (or the pod's securityContext.runAsNonRoot when the container leaves it unset) must be true: `user` is a numeric UID other than 0 (`uid` or `uid:gid`); unset, or a name, cannot be verified (policies/container_security.py:11)
-violation contains {"msg": msg, "rule": rule_id, "level": level, "fix": fix, "service": name} if {
+violation contains {"msg": msg, "rule": rule_id, "level": level, "fix": fix, "field": "user", "service": name} if {
 	some name, subject in platform.subjects
 	not platform.waived(exemptions, name, subject)
 	not platform.runs_as_non_root(subject)

@@ -16,7 +16,7 @@ fix := "Set securityContext.seccompProfile.type: RuntimeDefault on the pod or on
 exemptions := []
 
 # securityContext.seccompProfile.type (or the pod's securityContext.seccompProfile.type when the container leaves it unset) must be one of the values of parameter allowed_profile_types: the profile Docker applies is allowed: RuntimeDefault without a `seccomp` security option or with `default`/`builtin`, Unconfined with `unconfined`, Localhost with a profile file (the last option wins) (policies/container_security.py:53)
-violation contains {"msg": msg, "rule": rule_id, "level": level, "fix": fix, "service": name} if {
+violation contains {"msg": msg, "rule": rule_id, "level": level, "fix": fix, "field": "security_opt", "service": name} if {
 	some name, subject in platform.subjects
 	not platform.waived(exemptions, name, subject)
 	not platform.seccomp_allowed(subject, array.concat(["RuntimeDefault"], platform.widened(exemptions, name, subject, "allowed_profile_types")))

@@ -13,7 +13,7 @@ level := "required"
 fix := "Set securityContext.runAsUser to a non-zero UID, or leave it unset and rely on runAsNonRoot"  # as written for Kubernetes; each violation says what the platform needs
 
 # securityContext.runAsUser (or the pod's securityContext.runAsUser when the container leaves it unset) must not be 0: the final stage's `USER` is missing, or its user part is neither `root` nor UID 0 (nor a `$` variable) (policies/runtime_security.py:60)
-violation contains {"msg": msg, "rule": rule_id, "level": level, "fix": fix, "image": name} if {
+violation contains {"msg": msg, "rule": rule_id, "level": level, "fix": fix, "field": "USER", "image": name} if {
 	some name, subject in platform.subjects
 	not platform.not_uid_zero(subject)
 	msg := concat("", [rule_id, ": ", "image", " ", name, ": ", "the final stage's `USER` is missing, or its user part is neither `root` nor UID 0 (nor a `$` variable)"])

@@ -13,7 +13,7 @@ level := "required"
 fix := "Set securityContext.runAsNonRoot: true on the pod or on every container"  # as written for Kubernetes; each violation says what the platform needs
 
 # securityContext.runAsNonRoot (or the pod's securityContext.runAsNonRoot when the container leaves it unset) must be true: the final stage's `USER` is a numeric UID other than 0; a missing `USER` (the base image's user, root by default) or a name (the kubelet cannot verify it) fails (policies/container_security.py:11)
-violation contains {"msg": msg, "rule": rule_id, "level": level, "fix": fix, "image": name} if {
+violation contains {"msg": msg, "rule": rule_id, "level": level, "fix": fix, "field": "USER", "image": name} if {
 	some name, subject in platform.subjects
 	not platform.runs_as_non_root(subject)
 	msg := concat("", [rule_id, ": ", "image", " ", name, ": ", "the final stage's `USER` is a numeric UID other than 0; a missing `USER` (the base image's user, root by default) or a name (the kubelet cannot verify it) fails"])
