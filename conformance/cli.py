@@ -10,7 +10,7 @@ import click
 
 from compiler import pipeline
 
-from . import runner
+from . import docker, runner
 from .adapters import all_adapters
 from .suite import CASES_DIR, load_cases
 
@@ -25,11 +25,16 @@ def test(backends: tuple[str, ...], as_json: bool, cases_dir: Path, policies_dir
     """Run the conformance suite through every backend's engine and print the verdict matrix."""
     available = all_adapters()  # keyed by adapter name: a compiler backend, or e.g. gatekeeper-cel
     pipeline.select_backends([b for b in backends if b not in available])  # refuses names of neither kind
-    missing = [b for b in backends if b not in available]
+    missing = [b for b in backends if b not in available and b not in docker.PLATFORMS]
     if missing:
         raise click.UsageError(f"no conformance adapter for backend(s) {missing}")
     chosen = [b for b in available if not backends or b in backends]
+    platforms = [p for p in docker.PLATFORMS if not backends or p in backends]
     program, _ = pipeline.build_program(policies_dir, runner.SUITE_AS_OF)
+    docker_results = docker.run(program, platforms) if platforms else []
+    if not chosen:  # Docker's platforms only
+        click.echo("\n".join(docker.summary(docker_results)))
+        sys.exit(int(any(got != case.expect for case, got in docker_results)))
     cases = load_cases(cases_dir, {r.id for r in program.rules})
     records = runner.run(cases, chosen, policies_dir)
     if as_json:
@@ -39,5 +44,6 @@ def test(backends: tuple[str, ...], as_json: bool, cases_dir: Path, policies_dir
         click.echo(runner.matrix(records))
         for name in chosen:
             click.echo(f"  {name}: evaluated by {available[name].engine}")
-    if runner.failed(records):
+        click.echo("\n".join(docker.summary(docker_results)))
+    if runner.failed(records) or any(got != case.expect for case, got in docker_results):
         sys.exit(1)

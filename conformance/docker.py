@@ -25,6 +25,8 @@ from typing import Any
 import regopy
 import yaml
 
+from compiler import ir, pipeline
+
 from .engines.dockerfile import parse as parse_dockerfile
 
 CASES_DIR = Path(__file__).resolve().parent / "docker-cases"
@@ -98,6 +100,35 @@ def _compose(entry: dict[str, Any]) -> dict[str, Any]:
         service.pop(key, None)
     service.update(edits.get("set") or {})
     return {"services": {"api": service}}
+
+
+PLATFORMS = ("compose", "dockerfile")
+
+
+def run(program: ir.Program, platforms: list[str], cases_dir: Path = CASES_DIR) -> list[tuple[DockerCase, dict[str, str] | str]]:
+    """Each case of the chosen platforms with what regopy gives (verdicts, or the error)."""
+    files = pipeline.compile_backends(program, platforms)
+    engines = {platform: Conftest(files, platform) for platform in platforms}
+    results: list[tuple[DockerCase, dict[str, str] | str]] = []
+    for case in load_cases(cases_dir):
+        if case.platform in engines:
+            try:
+                results.append((case, engines[case.platform].judge(case.input)))
+            except ConftestError as error:
+                results.append((case, str(error)))
+    return results
+
+
+def summary(results: list[tuple[DockerCase, dict[str, str] | str]]) -> list[str]:
+    """A line per platform, then one per case that does not give its expected verdicts."""
+    lines = []
+    for platform in dict.fromkeys(case.platform for case, _ in results):
+        mine = [(c, got) for c, got in results if c.platform == platform]
+        agree = sum(got == c.expect for c, got in mine)
+        lines.append(f"{platform}: {agree}/{len(mine)} cases give their expected verdicts "
+                     f"(conftest's package main, in regopy {regopy.__version__})")
+        lines += [f"  FAIL {platform} {c.name}: expected {c.expect}, got {got}" for c, got in mine if got != c.expect]
+    return lines
 
 
 def load_cases(cases_dir: Path = CASES_DIR) -> list[DockerCase]:

@@ -209,3 +209,12 @@ def test_audit_reports_unreadable_compose_files_and_dockerfiles_with_their_line(
     report = json_module.loads(result.stdout)
     assert result.exit_code == 2
     assert sorted(p["where"] for p in report["problems"]) == ["Dockerfile:2", "compose.yaml:1"]
+
+
+def test_kupe_policy_test_runs_the_docker_cases(project: Path) -> None:
+    from conftest import run_cli
+
+    result = run_cli("test", "--backend", "compose", "--backend", "dockerfile")
+    assert result.exit_code == 0, result.output
+    assert f"compose: {sum(c.platform == 'compose' for c in CASES)}/" in result.output
+    assert f"dockerfile: {sum(c.platform == 'dockerfile' for c in CASES)}/" in result.output
