@@ -17,6 +17,7 @@ import yaml
 
 from . import ir
 from .errors import ArtifactError
+from .names import EXEMPTION_ANNOTATION
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 
@@ -68,6 +69,13 @@ def generated(source: object) -> Safe:
 def program_sources(program: ir.Program) -> str:
     """What a file generated from the whole program comes from: every policy file that declares something."""
     return ", ".join(sorted({ps.loc.file for ps in program.policy_sets} | {e.loc.file for e in program.exemptions}))
+
+
+def exemption_annotations(exemption: ir.Exemption) -> dict[str, str]:
+    """What every generated exception says of its exemption: reason, owner, ticket and expiry."""
+    fields = (("reason", exemption.reason), ("owner", exemption.owner), ("ticket", exemption.ticket),
+              ("expires", exemption.expires.isoformat()))
+    return {f"{EXEMPTION_ANNOTATION}{key}": value for key, value in fields}
 
 
 def rule_context(rule: ir.ResolvedRule) -> dict[str, str]:

@@ -24,6 +24,8 @@ import yaml
 
 from ..errors import ArtifactError, UnsupportedError
 from ..ir import Program, ResolvedRule
+from ..lang.docker import Platform
+from ..lang.rego import compile_check
 from ..render import parse_yaml, program_sources, render
 
 
@@ -50,7 +52,8 @@ class Backend(ABC):
 
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
-        Backend.registry[cls.name] = cls
+        if "name" in cls.__dict__:  # a concrete backend, not a shared base such as ConftestBackend
+            Backend.registry[cls.name] = cls
 
     def compile(self, program: Program) -> dict[str, str]:
         """Every artifact, parsed back and validated, keyed by path under out/; a refused rule raises."""
@@ -88,6 +91,24 @@ class Backend(ABC):
         except UnsupportedError as error:
             return Support("refused", str(error))
         return EXACT
+
+
+class ConftestBackend(Backend):
+    """A Docker platform (Compose, Dockerfiles): its rules through `platform`'s mapping, as conftest Rego."""
+
+    platform: ClassVar[Platform]
+
+    def not_applicable(self, rule: ResolvedRule) -> str | None:
+        return self.platform.not_applicable(rule)
+
+    def rule_files(self, rule: ResolvedRule, program: Program) -> dict[str, str]:
+        return self.platform.rule_files(rule)
+
+    def program_files(self, program: Program, files: dict[str, str]) -> dict[str, str]:
+        return self.platform.program_files(program)
+
+    def parse_back(self, files: dict[str, str]) -> None:
+        compile_check(files, ["main/deny", "main/warn"])
 
 
 def all_backends() -> dict[str, type[Backend]]:

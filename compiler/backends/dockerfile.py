@@ -12,8 +12,7 @@ from __future__ import annotations
 
 from .. import ir
 from ..lang.docker import Platform, Row
-from ..lang.rego import compile_check
-from . import Backend
+from . import ConftestBackend
 
 PLATFORM = Platform("dockerfile", "Dockerfile", "lib.dockerfile", "image", rows=(
     Row("securityContext.runAsNonRoot", ir.Equals, True, "runs_as_non_root",
@@ -24,18 +23,7 @@ PLATFORM = Platform("dockerfile", "Dockerfile", "lib.dockerfile", "image", rows=
 ))
 
 
-class DockerfileBackend(Backend):
+class DockerfileBackend(ConftestBackend):
     name = "dockerfile"
     title = "Dockerfiles, with conftest (Rego v1)"
-
-    def not_applicable(self, rule: ir.ResolvedRule) -> str | None:
-        return PLATFORM.not_applicable(rule)
-
-    def rule_files(self, rule: ir.ResolvedRule, program: ir.Program) -> dict[str, str]:
-        return PLATFORM.rule_files(rule)
-
-    def program_files(self, program: ir.Program, files: dict[str, str]) -> dict[str, str]:
-        return PLATFORM.program_files(program)
-
-    def parse_back(self, files: dict[str, str]) -> None:
-        compile_check(files, ["main/deny", "main/warn"])
+    platform = PLATFORM

@@ -50,7 +50,7 @@ from .. import describe, ir
 from ..errors import ArtifactError
 from ..lowering import Lowering
 from ..names import KYVERNO_EXCEPTION_NAMESPACE, kyverno_autogen_rules
-from ..render import render
+from ..render import exemption_annotations, render
 from ..schemas.kyverno_schemas import SCHEMA_DIR
 from . import Backend, check_kustomizations, check_schema, documents, kustomization
 
@@ -402,12 +402,7 @@ def exception_document(exemption: ir.Exemption, rules: list[ir.ResolvedRule]) ->
         "metadata": {
             "name": exemption.id,
             "namespace": KYVERNO_EXCEPTION_NAMESPACE,
-            "annotations": {
-                "exemptions.kupe.cloud/reason": exemption.reason,
-                "exemptions.kupe.cloud/owner": exemption.owner,
-                "exemptions.kupe.cloud/ticket": exemption.ticket,
-                "exemptions.kupe.cloud/expires": exemption.expires.isoformat(),
-            },
+            "annotations": exemption_annotations(exemption),
         },
         "spec": spec,
     }

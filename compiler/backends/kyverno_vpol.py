@@ -51,8 +51,8 @@ import jsonschema
 from .. import ir
 from ..errors import ArtifactError
 from ..lang.cel import CelLowering, CelSources, compile_error
-from ..names import KYVERNO_EXCEPTION_NAMESPACE, RULE_LABEL, admission_policy, enforced_stage_policy
-from ..render import render, rule_context
+from ..names import EXEMPTION_ANNOTATION, KYVERNO_EXCEPTION_NAMESPACE, RULE_LABEL, admission_policy, enforced_stage_policy
+from ..render import exemption_annotations, render, rule_context
 from ..schemas.kyverno_schemas import SCHEMA_DIR
 from . import Backend, check_kustomizations, check_schema, documents, kustomization
 
@@ -172,13 +172,7 @@ def _exception(exemption: ir.Exemption, rules: list[ir.ResolvedRule]) -> dict[st
         "metadata": {
             "name": exemption.id,
             "namespace": KYVERNO_EXCEPTION_NAMESPACE,
-            "annotations": {
-                "exemptions.kupe.cloud/reason": exemption.reason,
-                "exemptions.kupe.cloud/owner": exemption.owner,
-                "exemptions.kupe.cloud/ticket": exemption.ticket,
-                "exemptions.kupe.cloud/expires": exemption.expires.isoformat(),
-                "exemptions.kupe.cloud/source": str(exemption.loc),
-            },
+            "annotations": {**exemption_annotations(exemption), f"{EXEMPTION_ANNOTATION}source": str(exemption.loc)},
         },
         "spec": spec,
     }
