@@ -73,7 +73,7 @@ def test_a_mapped_field_read_with_another_predicate_is_refused() -> None:
         ComposeBackend().compile(program(lenient))
     message = str(error.value)
     assert "rule 'lenient': backend 'compose' cannot express NotEquals exactly" in message
-    assert "only as Equals true" in message
+    assert "only as FieldRef Equals true" in message
 
 
 def test_the_dockerfile_reader_gives_conftests_instructions() -> None:
@@ -218,3 +218,15 @@ def test_kupe_policy_test_runs_the_docker_cases(project: Path) -> None:
     assert result.exit_code == 0, result.output
     assert f"compose: {sum(c.platform == 'compose' for c in CASES)}/" in result.output
     assert f"dockerfile: {sum(c.platform == 'dockerfile' for c in CASES)}/" in result.output
+
+
+@pytest.mark.parametrize("check", [
+    lambda: containers().effective("securityContext.runAsUser").not_equals(False),  # False is not UID 0
+    lambda: containers().field("securityContext.privileged").not_equals(1),  # 1 is not true
+    lambda: __import__("compiler.dsl", fromlist=["volumes"]).volumes().field("hostPath.path").none_of(["/run"]),  # not as a path
+], ids=["bool-for-int", "int-for-bool", "path-not-normalised"])
+def test_a_row_matches_only_its_exact_value_and_reference(check: object) -> None:
+    def rule(ps: PolicySet) -> None:
+        ps.rule("near", Required, title="t", rationale="r", fix="f", check=check())  # type: ignore[operator]
+    with pytest.raises(UnsupportedError, match="backend 'compose' cannot express"):
+        ComposeBackend().compile(program(rule))

@@ -35,6 +35,7 @@ class Row:
     function: str  # in the platform's library: `function(subject)`, or `function(subject, values)` for a list predicate
     meaning: str  # what the platform checks, for docs/docker.md and the support matrix
     key: str  # the platform's field a violation names (`user`, `security_opt`, `USER`, ...)
+    ref: type = ir.FieldRef  # how the check reads the field (a pod-level fallback, a path in normal form)
 
 
 def field_of(check: ir.Check) -> str:
@@ -73,9 +74,11 @@ class Platform:
     def row(self, rule: ir.ResolvedRule, check: ir.Check) -> Row:
         """The row expressing `check` exactly, or the refusal naming the rule, construct and line."""
         for row in self.rows:
-            if (row.field, row.predicate) == (field_of(check), type(check.predicate)) and row.value == _value(check.predicate):
+            value = _value(check.predicate)
+            if ((row.field, row.ref, row.predicate) == (field_of(check), type(check.predicate.ref), type(check.predicate))
+                    and type(row.value) is type(value) and row.value == value):  # True is not 1, nor 0 False
                 return row
-        rows = [f"{r.predicate.__name__} {'a list' if r.value is None else json.dumps(r.value)}"
+        rows = [f"{r.ref.__name__} {r.predicate.__name__} {'a list' if r.value is None else json.dumps(r.value)}"
                 for r in self.rows if r.field == field_of(check)]
         raise Lowering(rule, self.name).unsupported(check.predicate, check, (
             f"{self.title} gives {field_of(check)} a meaning only as {' or '.join(rows)}"))
