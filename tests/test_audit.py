@@ -182,7 +182,8 @@ def test_every_reference_says_what_it_reads_and_every_subject_where_its_items_li
 def test_verdict_key_knows_every_ir_field() -> None:
     """A new IR field may change what a verdict depends on: review conformance/audit/verdicts.py, then update this list."""
     assert [f.name for f in dataclasses.fields(ir.Exemption)] == [
-        "id", "rules", "namespaces", "names", "labels", "containers", "allow", "reason", "owner", "ticket", "expires", "loc", "every_rule"]
+        "id", "rules", "namespaces", "names", "labels", "containers", "allow", "reason", "owner", "ticket", "expires", "loc", "every_rule",
+        "projects", "services"]  # Compose only: they change no Kubernetes verdict
     assert [f.name for f in dataclasses.fields(ir.ResolvedRule)] == [
         "rule", "level", "audit_action", "targets", "exemptions", "enforced_in"]
     assert [f.name for f in dataclasses.fields(ir.Rule)] == [
