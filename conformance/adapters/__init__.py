@@ -121,6 +121,9 @@ class Adapter(ABC):
     backend: ClassVar[str]
     engine: ClassVar[str]  # what really evaluates, for the matrix legend
     artifacts_of: ClassVar[str | None] = None  # the compiler backend whose artifacts it reads; None: `backend`
+    # Whether to also judge inputs that must give the same verdicts (a manifest and its AdmissionReview):
+    # the conformance suite proves such equivalences; an audit, which needs one verdict per object, skips them.
+    equivalences: bool = True
     registry: ClassVar[dict[str, type[Adapter]]] = {}
 
     def __init_subclass__(cls, **kwargs: object) -> None:
