@@ -73,7 +73,7 @@ def test_a_mapped_field_read_with_another_predicate_is_refused() -> None:
         ComposeBackend().compile(program(lenient))
     message = str(error.value)
     assert "rule 'lenient': backend 'compose' cannot express NotEquals exactly" in message
-    assert "only as FieldRef Equals true" in message
+    assert "only as FieldRef/EffectiveRef Equals true" in message
 
 
 def test_the_dockerfile_reader_gives_conftests_instructions() -> None:
@@ -230,3 +230,12 @@ def test_a_row_matches_only_its_exact_value_and_reference(check: object) -> None
         ps.rule("near", Required, title="t", rationale="r", fix="f", check=check())  # type: ignore[operator]
     with pytest.raises(UnsupportedError, match="backend 'compose' cannot express"):
         ComposeBackend().compile(program(rule))
+
+
+def test_a_container_field_and_its_pod_fallback_mean_the_same_for_a_service() -> None:
+    def container_only(ps: PolicySet) -> None:
+        ps.rule("non-root", Required, title="t", rationale="r", fix="f",
+                check=containers().field("securityContext.runAsNonRoot").equals(True))
+    engine = Conftest(ComposeBackend().compile(program(container_only)), "compose")
+    assert engine.judge({"services": {"api": {"user": "0"}}}) == {"non-root": "deny"}
+    assert engine.judge({"services": {"api": {"user": "10001"}}}) == {}

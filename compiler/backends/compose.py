@@ -17,9 +17,9 @@ from . import ConftestBackend
 
 PLATFORM = Platform("compose", "Compose", "lib.compose", "service", exemptions=True, rows=(
     Row("securityContext.runAsNonRoot", ir.Equals, True, "runs_as_non_root",
-        "`user` is a numeric UID other than 0 (`uid` or `uid:gid`); unset, or a name, cannot be verified", key="user", ref=ir.EffectiveRef),
+        "`user` is a numeric UID other than 0 (`uid` or `uid:gid`); unset, or a name, cannot be verified", key="user"),
     Row("securityContext.runAsUser", ir.NotEquals, 0, "not_uid_zero",
-        "`user` is unset, or its user part is neither `root` nor UID 0", key="user", ref=ir.EffectiveRef),
+        "`user` is unset, or its user part is neither `root` nor UID 0", key="user"),
     Row("securityContext.allowPrivilegeEscalation", ir.Equals, False, "no_new_privileges",
         "the last `no-new-privileges` in `security_opt` is true (`no-new-privileges`, `no-new-privileges:true`, `=true`, `=1`, ...)", key="security_opt"),
     Row("securityContext.capabilities.drop", ir.ListContains, "ALL", "drops_all", "`cap_drop` holds `ALL`, in any case", key="cap_drop"),
@@ -28,13 +28,13 @@ PLATFORM = Platform("compose", "Compose", "lib.compose", "service", exemptions=T
     Row("securityContext.readOnlyRootFilesystem", ir.Equals, True, "read_only_root", "`read_only` is true", key="read_only"),
     Row("securityContext.seccompProfile.type", ir.OneOf, None, "seccomp_allowed",
         "the profile Docker applies is allowed: RuntimeDefault without a `seccomp` security option or with "
-        "`default`/`builtin`, Unconfined with `unconfined`, Localhost with a profile file (the last option wins)", key="security_opt", ref=ir.EffectiveRef),
+        "`default`/`builtin`, Unconfined with `unconfined`, Localhost with a profile file (the last option wins)", key="security_opt"),
     Row("securityContext.privileged", ir.NotEquals, True, "not_privileged", "`privileged` is not true", key="privileged"),
     Row("hostNetwork", ir.NotEquals, True, "no_host_network", "`network_mode` is not `host`", key="network_mode"),
     Row("hostPID", ir.NotEquals, True, "no_host_pid", "`pid` is not `host`", key="pid"),
     Row("hostIPC", ir.NotEquals, True, "no_host_ipc", "`ipc` is not `host`", key="ipc"),
     Row("hostPath.path", ir.NoneOf, None, "binds_none_of",
-        "no bind mount (short `/src:/dst[:mode]`, or long `type: bind` with `source`) of a runtime socket or a directory above one, in normal form", key="volumes", ref=ir.NormalPath),
+        "no bind mount (short `/src:/dst[:mode]`, or long `type: bind` with `source`) of a runtime socket or a directory above one, in normal form", key="volumes", refs=(ir.NormalPath,)),
     Row("resources.requests.cpu", ir.Present, None, "requests_cpu", "`deploy.resources.reservations.cpus` is set", key="deploy.resources.reservations.cpus"),
     Row("resources.requests.memory", ir.Present, None, "requests_memory",
         "`deploy.resources.reservations.memory` or `mem_reservation` is set", key="deploy.resources.reservations.memory"),

@@ -17,9 +17,9 @@ from . import ConftestBackend
 PLATFORM = Platform("dockerfile", "Dockerfile", "lib.dockerfile", "image", rows=(
     Row("securityContext.runAsNonRoot", ir.Equals, True, "runs_as_non_root",
         "the final stage's `USER` is a numeric UID other than 0; a missing `USER` (the base image's user, root by "
-        "default) or a name (the kubelet cannot verify it) fails", key="USER", ref=ir.EffectiveRef),
+        "default) or a name (the kubelet cannot verify it) fails", key="USER"),
     Row("securityContext.runAsUser", ir.NotEquals, 0, "not_uid_zero",
-        "the final stage's `USER` is missing, or its user part is neither `root` nor UID 0 (nor a `$` variable)", key="USER", ref=ir.EffectiveRef),
+        "the final stage's `USER` is missing, or its user part is neither `root` nor UID 0 (nor a `$` variable)", key="USER"),
 ))
 
 

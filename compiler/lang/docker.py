@@ -35,7 +35,10 @@ class Row:
     function: str  # in the platform's library: `function(subject)`, or `function(subject, values)` for a list predicate
     meaning: str  # what the platform checks, for docs/docker.md and the support matrix
     key: str  # the platform's field a violation names (`user`, `security_opt`, `USER`, ...)
-    ref: type = ir.FieldRef  # how the check reads the field (a pod-level fallback, a path in normal form)
+    # How the check may read the field. A service or an image is one container with no pod around it,
+    # so a container's field and its pod-level fallback (EffectiveRef) mean the same; a path read in
+    # normal form (NormalPath) and one read as written do not.
+    refs: tuple[type, ...] = (ir.FieldRef, ir.EffectiveRef)
 
 
 def field_of(check: ir.Check) -> str:
@@ -75,10 +78,10 @@ class Platform:
         """The row expressing `check` exactly, or the refusal naming the rule, construct and line."""
         for row in self.rows:
             value = _value(check.predicate)
-            if ((row.field, row.ref, row.predicate) == (field_of(check), type(check.predicate.ref), type(check.predicate))
+            if ((row.field, row.predicate) == (field_of(check), type(check.predicate)) and type(check.predicate.ref) in row.refs
                     and type(row.value) is type(value) and row.value == value):  # True is not 1, nor 0 False
                 return row
-        rows = [f"{r.ref.__name__} {r.predicate.__name__} {'a list' if r.value is None else json.dumps(r.value)}"
+        rows = [f"{'/'.join(t.__name__ for t in r.refs)} {r.predicate.__name__} {'a list' if r.value is None else json.dumps(r.value)}"
                 for r in self.rows if r.field == field_of(check)]
         raise Lowering(rule, self.name).unsupported(check.predicate, check, (
             f"{self.title} gives {field_of(check)} a meaning only as {' or '.join(rows)}"))
