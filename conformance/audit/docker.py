@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -70,12 +71,15 @@ def compose_input(document: Any, shown: str, line: int, lines: dict[str, int], p
 
 
 class DockerJudge:
-    """The Docker platforms' compiled Rego, built once (per worker process)."""
+    """The Docker platforms' compiled Rego, built once (per worker process) when a file needs it."""
 
     def __init__(self, program: ir.Program) -> None:
-        files = pipeline.compile_backends(program, list(PLATFORMS))
-        self.engines = {platform: Conftest(files, platform) for platform in PLATFORMS}
-        self.rules = {r.id: r for r in program.rules}
+        self.program = program
+
+    @cached_property
+    def engines(self) -> dict[str, Conftest]:
+        files = pipeline.compile_backends(self.program, list(PLATFORMS))
+        return {platform: Conftest(files, platform) for platform in PLATFORMS}
 
     def judge(self, found: DockerInput) -> tuple[list[Violation], list[Problem]]:
         try:
