@@ -1,9 +1,11 @@
 """Verdicts for workloads from the backends' adapters, each backend compiled once per run.
 
-Engines are slow per object (rego-cpp evaluates the 11 shipped rules in about 8 ms, and the
-Rego adapter queries twice, as a manifest and as an AdmissionReview), so verdicts are cached by
-the object's *verdict key*: the part of the object that any rule or exemption of the program
-can read (docs/semantics.md):
+Engines are slow per object (rego-cpp evaluates the 11 shipped rules in about 10 ms), so each
+rule's verdict is cached by the object's *verdict key for that rule*: the part of the object that
+the rule, its stage or its exemptions can read (docs/semantics.md). An object is handed to the
+engines only when some rule's key is new; otherwise every rule's verdict comes from an earlier
+object that read the same for that rule (two objects may share the containers one rule reads and
+differ in what another reads). A key holds:
 
 * `apiVersion` and `kind` (which rules apply, and where the pod spec is);
 * the namespace, the name and the label values that an exemption or a stage names; any other
@@ -18,7 +20,7 @@ Every step of every path is kept exactly: a value that is not a mapping where th
 the same key are therefore judged alike by every engine that implements the semantics, and an
 engine that reads anything else is a backend bug the conformance suite is there to catch. Each
 distinct key is still evaluated by every chosen backend, so engine drift is found on real
-inputs. What a check reads comes from the IR (`Check.reads`), so a new subject or reference
+inputs. An evaluation in which some engine failed is not cached. What a check reads comes from the IR (`Check.reads`), so a new subject or reference
 says what it reads or fails loudly, never silently cached.
 """
 
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 from compiler import ir, pipeline
@@ -51,6 +54,11 @@ def _walk(value: Any, path: tuple[str, ...]) -> tuple[Any, ...]:
             return ("missing", depth)
         value = value[part]
     return ("value", value)
+
+
+def _only(program: ir.Program, rule: ir.ResolvedRule) -> ir.Program:
+    """The program as one rule sees it: that rule and its exemptions (what its verdict key reads)."""
+    return replace(program, rules=(rule,), exemptions=tuple(e for e in program.exemptions if rule.id in e.rules))
 
 
 class VerdictKey:
@@ -119,8 +127,8 @@ class Auditor:
             b: adapters[b](pipeline.compile_backends(program, [adapters[b].compiled_backend()])) for b in backends}
         for adapter in self.adapters.values():
             adapter.equivalences = False  # proven by the conformance suite; one verdict per object here
-        self.key = VerdictKey(program) if cache else None
-        self.cache: dict[str, dict[str, Outcome]] = {}
+        self.keys = {rule.id: VerdictKey(_only(program, rule)) for rule in program.rules} if cache else {}
+        self.cache: dict[tuple[str, str], dict[str, str | None]] = {}  # (rule, key) → backend → verdict or None
         self.evaluations = 0  # objects really handed to the engines
         self._explainer: Explainer | None = None
 
@@ -135,8 +143,8 @@ class Auditor:
         if refusal is not None:
             return refusal, []
         plain_creation = request.operation == "CREATE" and not request.subresource
-        key = self.key(request.subject) if self.key and plain_creation else None
-        outcome = self.cache.get(key) if key is not None else None
+        keys = {rule: key(request.subject) for rule, key in self.keys.items()} if plain_creation else {}
+        outcome = self._cached(keys) if keys else None
         if outcome is None:
             outcome = {}
             for backend, adapter in self.adapters.items():
@@ -145,10 +153,23 @@ class Auditor:
                 except AdapterError as error:
                     outcome[backend] = f"{backend} could not evaluate: {error}"
             self.evaluations += 1
-            if key is not None:
-                self.cache[key] = outcome
+            if keys and all(isinstance(v, dict) for v in outcome.values()):
+                for rule, key in keys.items():
+                    self.cache[(rule, key)] = {b: v.get(rule) for b, v in outcome.items() if isinstance(v, dict)}
         violated = any(isinstance(v, dict) and v for v in outcome.values())
         return outcome, self.explainer().findings(request) if violated else []
+
+    def _cached(self, keys: dict[str, str]) -> dict[str, Outcome] | None:
+        """Every backend's verdicts assembled from each rule's cached verdict, or None if a rule's key is new."""
+        found = [(rule, self.cache.get((rule, key))) for rule, key in keys.items()]
+        if any(verdicts is None for _, verdicts in found):
+            return None
+        outcome: dict[str, Outcome] = {backend: {} for backend in self.backends}
+        for rule, verdicts in found:
+            for backend, verdict in (verdicts or {}).items():
+                if verdict is not None:
+                    outcome[backend][rule] = verdict  # type: ignore[index]
+        return outcome
 
     def explainer(self) -> Explainer:
         """The reference lowering's violation entries locate violations (a Rego adapter, built once)."""
