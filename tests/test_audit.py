@@ -159,16 +159,17 @@ def test_sarif_validates_against_the_sarif_2_1_0_schema(project: Path) -> None:
     assert any("would refuse" in n["message"]["text"] for n in run["invocations"][0]["toolExecutionNotifications"])
 
 
-def test_cached_verdicts_equal_engine_verdicts_on_the_conformance_cases() -> None:
-    """The verdict key never merges objects that the engine judges differently."""
+def test_cached_verdicts_and_findings_equal_engine_ones_on_the_conformance_cases() -> None:
+    """The per-rule verdict and finding keys never merge objects that the engine judges, or locates, differently."""
     program, _ = pipeline.build_program(REPO / "policies", dt.date(2026, 11, 1))
     cached, direct = Auditor(program, ["rego"]), Auditor(program, ["rego"], cache=False)
     objects = [case.object for case in load_cases()
                if case.as_of is None and case.request.operation == "CREATE" and isinstance(case.object.get("metadata"), dict)]
     renamed = [dict(obj, metadata=dict(obj.get("metadata") or {}, name=f"copy-{i}")) for i, obj in enumerate(objects)]
     for obj in objects + renamed:
-        assert cached.evaluate(Request.create(obj)) == direct.evaluate(Request.create(obj)), obj
+        assert cached.judge(Request.create(obj)) == direct.judge(Request.create(obj)), obj
     assert cached.evaluations < len(objects) + len(renamed), "renamed copies hit the cache"
+    assert cached.findings, "violations were located through the finding cache"
 
 
 def test_every_reference_says_what_it_reads_and_every_subject_where_its_items_live() -> None:

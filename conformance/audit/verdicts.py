@@ -64,7 +64,8 @@ def _only(program: ir.Program, rule: ir.ResolvedRule) -> ir.Program:
 class VerdictKey:
     """Derives, from the IR, the part of an object that can change a verdict (see the module docstring)."""
 
-    def __init__(self, program: ir.Program) -> None:
+    def __init__(self, program: ir.Program, *, names: bool = False) -> None:
+        """`names`: also the names of the listed items (where a report locates a violation)."""
         exemptions = program.exemptions
         self.namespaces = {n for e in exemptions for n in e.namespaces} | {n for r in program.rules for n in r.enforced_in}
         self.names = {n for e in exemptions for n in e.names}
@@ -84,6 +85,9 @@ class VerdictKey:
         if any(e.containers for e in exemptions):  # then exemptions read container names
             for where in ir.CONTAINER_LISTS:
                 self.list_paths.setdefault(where, set()).add(("name",))
+        if names:
+            for paths in self.list_paths.values():
+                paths.add(("name",))
 
     @staticmethod
     def _selected(obj: dict[str, Any], path: tuple[str, ...], known: set[str]) -> tuple[Any, ...]:
@@ -129,6 +133,9 @@ class Auditor:
             adapter.equivalences = False  # proven by the conformance suite; one verdict per object here
         self.keys = {rule.id: VerdictKey(_only(program, rule)) for rule in program.rules} if cache else {}
         self.cache: dict[tuple[str, str], dict[str, str | None]] = {}  # (rule, key) → backend → verdict or None
+        # Where a rule's violations are depends on what its key reads and on the names of the items.
+        self.finding_keys = {r.id: VerdictKey(_only(program, r), names=True) for r in program.rules} if cache else {}
+        self.findings: dict[tuple[str, str], list[Finding]] = {}
         self.evaluations = 0  # objects really handed to the engines
         self._explainer: Explainer | None = None
 
@@ -156,8 +163,21 @@ class Auditor:
             if keys and all(isinstance(v, dict) for v in outcome.values()):
                 for rule, key in keys.items():
                     self.cache[(rule, key)] = {b: v.get(rule) for b, v in outcome.items() if isinstance(v, dict)}
-        violated = any(isinstance(v, dict) and v for v in outcome.values())
-        return outcome, self.explainer().findings(request) if violated else []
+        violated = sorted({rule for v in outcome.values() if isinstance(v, dict) for rule in v})
+        return outcome, self._findings(request, violated, plain_creation) if violated else []
+
+    def _findings(self, request: Request, rules: list[str], cacheable: bool) -> list[Finding]:
+        """The explainer's findings for the violated rules, each rule's cached under its finding key."""
+        if not cacheable or not self.finding_keys:
+            return self.explainer().findings(request)
+        keys = {rule: self.finding_keys[rule](request.subject) for rule in rules}
+        cached = [self.findings.get((rule, key)) for rule, key in keys.items()]
+        if all(found is not None for found in cached):
+            return sorted((f for found in cached for f in found or []), key=lambda f: (f.rule, f.subject, f.field))
+        found = self.explainer().findings(request)
+        for rule, key in keys.items():
+            self.findings[(rule, key)] = [f for f in found if f.rule == rule]
+        return found
 
     def _cached(self, keys: dict[str, str]) -> dict[str, Outcome] | None:
         """Every backend's verdicts assembled from each rule's cached verdict, or None if a rule's key is new."""
