@@ -5,8 +5,8 @@
 For each corpus size, one run audits the same generated corpus with each backend that has an
 adapter and with `--backend all`, each as its own process (`python -m compiler audit`), and
 prints: objects/s (wall), CPU seconds, the ratio to the parse-only rate (reading and YAML-parsing
-the same files with the same loader and worker count as the audit), peak memory (the process's
-maximum resident set), the disagreements under `all` (target 0) and, when a `gator` binary is on
+the same files with the same loader and worker count as the audit), peak memory (the largest
+resident set among the audit's processes: workers are separate processes; CPU seconds add them up), the disagreements under `all` (target 0) and, when a `gator` binary is on
 PATH, the ratio to `gator test` on the same corpus and templates. Each figure is the median of
 `--runs` runs. The machine should be otherwise idle.
 
