@@ -50,8 +50,13 @@ def _value(predicate: object) -> Value:
     return getattr(predicate, "value", None)
 
 
+def _listed(predicate: object) -> ir.Values | None:
+    """The values a list predicate reads (OneOf, NoneOf: `values`; ListSubsetOf: `allowed`)."""
+    return getattr(predicate, "values", None) or getattr(predicate, "allowed", None)
+
+
 def _values(rule: ir.ResolvedRule, predicate: object) -> list[str]:
-    values = getattr(predicate, "values", None) or getattr(predicate, "allowed", None)
+    values = _listed(predicate)
     return list(rule.rule.param(values.name) if isinstance(values, ir.Param) else values)
 
 
@@ -114,7 +119,7 @@ class Platform:
         for check in rule.rule.checks:
             row = self.row(rule, check)
             values = _values(rule, check.predicate) if isinstance(check.predicate, _LISTS) else None
-            param = getattr(check.predicate, "values", None) or getattr(check.predicate, "allowed", None)
+            param = _listed(check.predicate)
             checks.append({"function": Safe(row.function), "values": values, "text": row.meaning, "key": row.key,
                            "param": param.name if isinstance(param, ir.Param) else None,
                            "comment": f"{describe.predicate(check.predicate)}: {row.meaning}", "loc": str(check.loc)})

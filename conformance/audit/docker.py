@@ -56,18 +56,19 @@ def read_dockerfile(path: Path, shown: str) -> DockerInput | Problem:
     except (OSError, UnicodeDecodeError) as error:
         return Problem(shown, f"cannot read: {error}")
     except DockerfileError as error:
-        return Problem(f"{shown}:{str(error).split(':')[0].removeprefix('line ')}", f"Dockerfile: {error}")
+        return Problem(f"{shown}:{error.line}", f"Dockerfile: {error}")
     froms = [line for line, i in instructions if i["Cmd"] == "from"]
     if not froms:
         return Problem(f"{shown}:1", "Dockerfile: no FROM instruction")
     return DockerInput("dockerfile", shown, [i for _, i in instructions], {"*": froms[-1]})
 
 
-def compose_input(document: Any, shown: str, line: int, lines: dict[str, int], plain: Any) -> DockerInput | Problem:
+def compose_input(document: Any, shown: str, line: int, lines: dict[str, int]) -> DockerInput | Problem:
+    """A Compose document (plain JSON data), or why it is none."""
     if not isinstance(document, dict) or not isinstance(document.get("services"), dict):
         return Problem(f"{shown}:{line}", "Compose file: expected a mapping with `services`")
-    project = plain.get("name") if isinstance(plain.get("name"), str) else ""
-    return DockerInput("compose", shown, plain, lines, project)
+    project = document.get("name") if isinstance(document.get("name"), str) else ""
+    return DockerInput("compose", shown, document, lines, project)
 
 
 class DockerJudge:

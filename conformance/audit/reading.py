@@ -241,7 +241,7 @@ def read_file(entry: Path, rules: Mapping[str, ir.ResolvedRule]) -> Inputs:
         for document, line in loaded:
             services = document.get("services") if isinstance(document, dict) else None
             lines = {str(k): _line(v, line) for k, v in services.items()} if isinstance(services, dict) else {}
-            found = compose_input(document, shown, line, lines, json_safe(document))
+            found = compose_input(json_safe(document), shown, line, lines)
             (inputs.problems if isinstance(found, Problem) else inputs.docker).append(found)  # type: ignore[arg-type]
         return inputs
     for document, line in loaded:

@@ -29,6 +29,10 @@ _ONE_STRING = {"run", "cmd", "entrypoint", "shell", "user"}
 class DockerfileError(ValueError):
     """The text is not a Dockerfile this reader can parse as conftest would; names the line."""
 
+    def __init__(self, line: int, message: str) -> None:
+        super().__init__(f"line {line}: {message}")
+        self.line = line
+
 
 def _logical_lines(text: str) -> list[tuple[int, str]]:
     """(first line number, text) of each instruction, continuations joined, comments dropped."""
@@ -67,7 +71,7 @@ def _logical_lines(text: str) -> list[tuple[int, str]]:
 def _instruction(keyword: str, rest: str, stage: int, number: int) -> dict[str, Any]:
     cmd = keyword.lower()
     if "<<" in rest and re.search(r"<<-?[\"']?[A-Za-z_]", rest):
-        raise DockerfileError(f"line {number}: heredocs are not read")
+        raise DockerfileError(number, "heredocs are not read")
     flags: list[str] = []
     if cmd in _FLAGGED:
         words = rest.split()
@@ -104,7 +108,7 @@ def parse_lines(text: str) -> list[tuple[int, dict[str, Any]]]:
     for number, line in _logical_lines(text):
         keyword, _, rest = line.partition(" ")
         if not re.fullmatch(r"[A-Za-z]+", keyword):
-            raise DockerfileError(f"line {number}: {keyword[:40]!r} is not a Dockerfile instruction")
+            raise DockerfileError(number, f"{keyword[:40]!r} is not a Dockerfile instruction")
         if keyword.lower() == "from":
             stage += 1
         if keyword.lower() == "onbuild":

@@ -40,7 +40,8 @@ from typing import Any
 
 from .vap import Decision, admit
 
-POLICY_KINDS = ("ValidatingPolicy", "NamespacedValidatingPolicy")
+# NamespacedValidatingPolicy (which applies only in its own namespace) is not emulated.
+POLICY_KINDS = ("ValidatingPolicy",)
 # autogen: plural resource → (API group, kind), and the two groups of generated policies
 _CONTROLLERS = {"daemonsets": ("apps", "DaemonSet"), "deployments": ("apps", "Deployment"),
                 "replicasets": ("apps", "ReplicaSet"), "statefulsets": ("apps", "StatefulSet"),
