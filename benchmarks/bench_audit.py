@@ -43,7 +43,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
 
-import compiler  # noqa: E402,F401  (loads the CEL runtime before regopy)
+import compiler  # noqa: E402,F401  (one C++ allocator for regopy and the CEL runtime)
 from conformance.audit.cli import adapter_backends  # noqa: E402
 from conformance.audit.reading import files_under, load  # noqa: E402
 from conformance.audit.run import PARALLEL_FROM  # noqa: E402
