@@ -209,7 +209,7 @@ def test_an_object_no_engine_could_judge_is_never_a_pass(project: Path, monkeypa
     from conformance.adapters import AdapterError
     from conformance.adapters.rego import RegoAdapter
 
-    def broken(self: RegoAdapter, obj: dict) -> dict:
+    def broken(self: RegoAdapter, request: object, rules: object = None) -> dict:
         raise AdapterError("engine down")
 
     monkeypatch.setattr(RegoAdapter, "evaluate", broken)

@@ -14,6 +14,7 @@ import importlib
 import json
 import pkgutil
 from abc import ABC, abstractmethod
+from collections.abc import Collection
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
@@ -139,15 +140,19 @@ class Adapter(ABC):
     def __init__(self, artifacts: dict[str, str]) -> None:
         """Build the engine from this backend's artifacts (paths relative to out/)."""
 
-    def judge(self, request: Request) -> dict[str, str]:
+    def judge(self, request: Request, rules: Collection[str] | None = None) -> dict[str, str]:
         """`evaluate`, for a request an engine can read at all (JSON: engines read YAML through JSON)."""
         if not request.is_json():
             raise AdapterError("the object is not JSON (NaN or an infinity): no engine can read it")
-        return self.evaluate(request)
+        return self.evaluate(request, rules)
 
     @abstractmethod
-    def evaluate(self, request: Request) -> dict[str, str]:
-        """Rule id → `deny` or `audit` for every rule the request violates; passing rules are absent."""
+    def evaluate(self, request: Request, rules: Collection[str] | None = None) -> dict[str, str]:
+        """Rule id → `deny` or `audit` for every rule the request violates; passing rules are absent.
+
+        `rules`: evaluate only the artifacts of these rules (None: all). Each rule's artifacts are
+        judged alone exactly as beside the others (no artifact reads another rule's), so an audit
+        evaluates only the rules whose verdict it does not know yet."""
 
 
 def all_adapters() -> dict[str, type[Adapter]]:

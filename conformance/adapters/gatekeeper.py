@@ -11,6 +11,7 @@ one right whatever the webhook is configured to send.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 import regopy
@@ -63,11 +64,13 @@ class GatekeeperAdapter(Adapter):
         if reported != rule:
             raise AdapterError(f"constraint {constraint} (rule {rule}) reported rule {reported!r}")
 
-    def evaluate(self, request: Request) -> dict[str, str]:
+    def evaluate(self, request: Request, rules: Collection[str] | None = None) -> dict[str, str]:
         review = self.request(request)
         verdicts: dict[str, str] = {}
         for engine, constraint in self.pairs:
             name, rule = constraint["metadata"]["name"], constraint["metadata"]["labels"][RULE_LABEL]
+            if rules is not None and rule not in rules:
+                continue
             try:
                 violations = engine.review_request(constraint, review, namespace=_namespace(review))
             except (EvaluationError, MatchError) as error:

@@ -9,6 +9,7 @@ a namespace in `default`, as kubectl would create it.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 import yaml
@@ -49,11 +50,13 @@ class KyvernoAdapter(Adapter):
         if not self.policies:
             raise AdapterError("no ClusterPolicy among the Kyverno artifacts")
 
-    def evaluate(self, request: Request) -> dict[str, str]:
+    def evaluate(self, request: Request, rules: Collection[str] | None = None) -> dict[str, str]:
         namespace = request.namespace
         labels = {"kubernetes.io/metadata.name": namespace} if namespace else {}
         verdicts: dict[str, str] = {}
         for policy in self.policies:
+            if rules is not None and policy["metadata"]["name"] not in rules:  # a policy is named after its rule
+                continue
             for result in engine.evaluate(policy, request.subject, operation=request.operation, exceptions=self.exceptions,
                                           namespace_labels=labels, old_resource=request.old_object,
                                           subresource=request.subresource):

@@ -10,6 +10,7 @@ an `AdapterError` whatever the actions, never a pass.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from importlib.metadata import version
 from typing import Any
 
@@ -45,12 +46,14 @@ class KyvernoVpolAdapter(Adapter):
                 else:
                     raise AdapterError(f"{path}: unexpected kind {document['kind']}")
 
-    def evaluate(self, request: Request) -> dict[str, str]:
+    def evaluate(self, request: Request, rules: Collection[str] | None = None) -> dict[str, str]:
         ns = request.namespace or DEFAULT_NAMESPACE
         namespace = {"apiVersion": "v1", "kind": "Namespace",
                      "metadata": {"name": ns, "labels": {"kubernetes.io/metadata.name": ns}}}
         verdicts: dict[str, str] = {}
         for rule, policy in self.policies:
+            if rules is not None and rule not in rules:
+                continue
             result = engine.evaluate(policy, request.object, operation=request.operation, old_object=request.old_object,
                                      namespace=namespace, exceptions=self.exceptions, subresource=request.subresource,
                                      now=request.at)

@@ -8,6 +8,7 @@ request, in its namespace (`default` when the object names none). A failed valid
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from importlib.metadata import version
 from typing import Any
 
@@ -46,12 +47,14 @@ class VapAdapter(Adapter):
                 raise AdapterError(f"policy {policy['metadata']['name']} has no {RULE_LABEL} label")
             self.pairs.append((rule, policy, binding))
 
-    def evaluate(self, request: Request) -> dict[str, str]:
+    def evaluate(self, request: Request, rules: Collection[str] | None = None) -> dict[str, str]:
         ns = request.namespace or DEFAULT_NAMESPACE
         namespace = {"apiVersion": "v1", "kind": "Namespace",
                      "metadata": {"name": ns, "labels": {"kubernetes.io/metadata.name": ns}}}
         verdicts: dict[str, str] = {}
         for rule, policy, binding in self.pairs:
+            if rules is not None and rule not in rules:
+                continue
             decision = admit(policy, binding, request.object, operation=request.operation, namespace=namespace,
                              old_object=request.old_object, subresource=request.subresource)
             verdict = _verdict(rule, decision)

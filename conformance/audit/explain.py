@@ -10,6 +10,7 @@ and the value found there. It judges nothing: no predicate is evaluated here.
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,10 +42,10 @@ class Explainer:
         self.rules = {r.id: r for r in program.rules}
         self.adapter = adapter
 
-    def findings(self, request: Request) -> list[Finding]:
-        """Every violation entry of the request, located; an engine failure leaves no findings."""
+    def findings(self, request: Request, rules: Collection[str] | None = None) -> list[Finding]:
+        """Every violation entry of the request (of `rules`; None: all), located; an engine failure leaves no findings."""
         try:
-            entries = self.adapter.violations(request)
+            entries = self.adapter.violations(request, rules)
         except AdapterError:
             return []
         return sorted({self._finding(request.subject, verdict, entry) for verdict, entry in entries

@@ -136,7 +136,7 @@ class Auditor:
         # Where a rule's violations are depends on what its key reads and on the names of the items.
         self.finding_keys = {r.id: VerdictKey(_only(program, r), names=True) for r in program.rules} if cache else {}
         self.findings: dict[tuple[str, str], list[Finding]] = {}
-        self.evaluations = 0  # objects really handed to the engines
+        self.evaluations = 0  # single-rule evaluations handed to the engines (each by every backend)
         self._explainer: Explainer | None = None
 
     def evaluate(self, request: Request) -> dict[str, Outcome] | Rejected:
@@ -149,47 +149,50 @@ class Auditor:
         request, refusal = admitted(request)
         if refusal is not None:
             return refusal, []
-        plain_creation = request.operation == "CREATE" and not request.subresource
-        keys = {rule: key(request.subject) for rule, key in self.keys.items()} if plain_creation else {}
-        outcome = self._cached(keys) if keys else None
-        if outcome is None:
-            outcome = {}
-            for backend, adapter in self.adapters.items():
-                try:
-                    outcome[backend] = adapter.judge(request)
-                except AdapterError as error:
-                    outcome[backend] = f"{backend} could not evaluate: {error}"
-            self.evaluations += 1
-            if keys and all(isinstance(v, dict) for v in outcome.values()):
-                for rule, key in keys.items():
-                    self.cache[(rule, key)] = {b: v.get(rule) for b, v in outcome.items() if isinstance(v, dict)}
+        if not (self.keys and request.operation == "CREATE" and not request.subresource):
+            outcome = self._evaluated(request, None)
+            violated = sorted({rule for v in outcome.values() if isinstance(v, dict) for rule in v})
+            return outcome, self.explainer().findings(request) if violated else []
+        keys = {rule: key(request.subject) for rule, key in self.keys.items()}
+        new = [rule for rule, key in keys.items() if (rule, key) not in self.cache]
+        evaluated = self._evaluated(request, new) if new else {}
+        if all(isinstance(v, dict) for v in evaluated.values()):  # an evaluation in which an engine failed is not cached
+            for rule in new:
+                self.cache[(rule, keys[rule])] = {b: v.get(rule) for b, v in evaluated.items() if isinstance(v, dict)}
+        outcome: dict[str, Outcome] = {b: v for b, v in evaluated.items() if isinstance(v, str)}  # a failed engine's error
+        for backend in self.backends:
+            if backend in outcome:
+                continue
+            fresh = evaluated.get(backend, {})
+            assert isinstance(fresh, dict)
+            verdicts = {rule: self.cache[(rule, key)][backend] if (rule, key) in self.cache else fresh.get(rule)
+                        for rule, key in keys.items()}
+            outcome[backend] = {rule: verdict for rule, verdict in verdicts.items() if verdict is not None}
         violated = sorted({rule for v in outcome.values() if isinstance(v, dict) for rule in v})
-        return outcome, self._findings(request, violated, plain_creation) if violated else []
+        return outcome, self._findings(request, violated)
 
-    def _findings(self, request: Request, rules: list[str], cacheable: bool) -> list[Finding]:
-        """The explainer's findings for the violated rules, each rule's cached under its finding key."""
-        if not cacheable or not self.finding_keys:
-            return self.explainer().findings(request)
-        keys = {rule: self.finding_keys[rule](request.subject) for rule in rules}
-        cached = [self.findings.get((rule, key)) for rule, key in keys.items()]
-        if all(found is not None for found in cached):
-            return sorted((f for found in cached for f in found or []), key=lambda f: (f.rule, f.subject, f.field))
-        found = self.explainer().findings(request)
-        for rule, key in keys.items():
-            self.findings[(rule, key)] = [f for f in found if f.rule == rule]
-        return found
-
-    def _cached(self, keys: dict[str, str]) -> dict[str, Outcome] | None:
-        """Every backend's verdicts assembled from each rule's cached verdict, or None if a rule's key is new."""
-        found = [(rule, self.cache.get((rule, key))) for rule, key in keys.items()]
-        if any(verdicts is None for _, verdicts in found):
-            return None
-        outcome: dict[str, Outcome] = {backend: {} for backend in self.backends}
-        for rule, verdicts in found:
-            for backend, verdict in (verdicts or {}).items():
-                if verdict is not None:
-                    outcome[backend][rule] = verdict  # type: ignore[index]
+    def _evaluated(self, request: Request, rules: list[str] | None) -> dict[str, Outcome]:
+        """Each backend's verdicts on `rules` (None: all), or its error."""
+        outcome: dict[str, Outcome] = {}
+        for backend, adapter in self.adapters.items():
+            try:
+                outcome[backend] = adapter.judge(request, rules)
+            except AdapterError as error:
+                outcome[backend] = f"{backend} could not evaluate: {error}"
+        self.evaluations += len(self.program.rules) if rules is None else len(rules)
         return outcome
+
+    def _findings(self, request: Request, rules: list[str]) -> list[Finding]:
+        """The explainer's findings for the violated rules, each rule's cached under its finding key;
+        the explainer is asked only about the rules whose finding key is new."""
+        keys = {rule: self.finding_keys[rule](request.subject) for rule in rules}
+        new = [rule for rule, key in keys.items() if (rule, key) not in self.findings]
+        if new:
+            found = self.explainer().findings(request, new)
+            for rule in new:
+                self.findings[(rule, keys[rule])] = [f for f in found if f.rule == rule]
+        return sorted((f for rule, key in keys.items() for f in self.findings[(rule, key)]),
+                      key=lambda f: (f.rule, f.subject, f.field))
 
     def explainer(self) -> Explainer:
         """The reference lowering's violation entries locate violations (a Rego adapter, built once)."""
