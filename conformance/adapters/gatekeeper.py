@@ -15,9 +15,9 @@ from collections.abc import Collection
 from typing import Any
 
 import regopy
-import yaml
 
 from compiler.names import RULE_LABEL
+from compiler.render import parse_yaml
 
 from ..engines.gatekeeper import ConstraintTemplateEngine, EvaluationError, MatchError, TemplateError, Violation
 from . import Adapter, AdapterError, Request, admission_request
@@ -30,7 +30,7 @@ def _objects(artifacts: dict[str, str], folder: str) -> list[dict[str, Any]]:
     prefix = f"gatekeeper/{folder}/"
     return [document for path, text in sorted(artifacts.items())
             if path.startswith(prefix) and not path.endswith("/kustomization.yaml")
-            for document in yaml.safe_load_all(text)]
+            for document in parse_yaml(text)]
 
 
 def _namespace(request: dict[str, Any]) -> dict[str, Any] | None:

@@ -12,9 +12,8 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
-import yaml
-
 from compiler.names import kyverno_rule_names
+from compiler.render import parse_yaml
 from conformance.engines import kyverno as engine
 
 from . import Adapter, AdapterError, Request
@@ -39,7 +38,7 @@ class KyvernoAdapter(Adapter):
         for path, text in sorted(artifacts.items()):
             if not (path.startswith("kyverno/") and path.endswith(".yaml")) or path.endswith("kustomization.yaml"):
                 continue
-            document = yaml.safe_load(text)
+            document, = parse_yaml(text)
             kind = document.get("kind")
             if kind == "ClusterPolicy":
                 self.policies.append(document)

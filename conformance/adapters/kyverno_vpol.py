@@ -14,10 +14,9 @@ from collections.abc import Collection
 from importlib.metadata import version
 from typing import Any
 
-import yaml
-
 from compiler.ir import DEFAULT_NAMESPACE
 from compiler.names import RULE_LABEL
+from compiler.render import parse_yaml
 
 from ..engines import kyverno_vpol as engine
 from . import Adapter, AdapterError, Request
@@ -35,7 +34,7 @@ class KyvernoVpolAdapter(Adapter):
         for path, text in sorted(artifacts.items()):
             if not path.startswith(_FOLDER) or path.endswith("kustomization.yaml"):
                 continue
-            for document in yaml.safe_load_all(text):
+            for document in parse_yaml(text):
                 if document["kind"] in engine.POLICY_KINDS:
                     rule = (document["metadata"].get("labels") or {}).get(RULE_LABEL)
                     if not rule:

@@ -20,18 +20,17 @@ class _Bundle:
     A plain query recompiles every module (~110 ms); a prebuilt bundle evaluates in ~7 ms."""
 
     def __init__(self, modules: dict[str, str]) -> None:
-        self.interpreter = regopy.Interpreter()
+        self.interpreter = regopy.Interpreter()  # kept alive with the bundle it built
         for path, text in sorted(modules.items()):
             self.interpreter.add_module(path, text)
         self.bundle = self.interpreter.build(_ENTRY)
         if not self.bundle.ok():
             raise AdapterError("the rego backend's modules do not compile in rego-cpp")
 
-    def main(self, document: str) -> dict[str, Any]:
-        """`data.main` for one input (JSON text)."""
-        self.interpreter.set_input_term(document)
+    def main(self, interpreter: regopy.Interpreter) -> dict[str, Any]:
+        """`data.main` for the input set on `interpreter` (any interpreter runs a built bundle)."""
         try:
-            output = self.interpreter.query_bundle(self.bundle)
+            output = interpreter.query_bundle(self.bundle)
         except (regopy.RegoError, ValueError) as error:  # ValueError: rego-cpp wrote output that is not JSON
             raise AdapterError(f"rego-cpp failed: {error}") from None
         if not output.ok() or not output.results:
@@ -68,9 +67,11 @@ class RegoAdapter(Adapter):
         return [self.per_rule[rule] for rule in rules]
 
     def _query(self, document: dict[str, Any], rules: Collection[str] | None = None) -> list[tuple[str, dict[str, Any]]]:
-        """(verdict, violation entry) for each violation main.rego reports."""
-        text = json.dumps(document)
-        return [(verdict, violation) for bundle in self._bundles(rules) for main in [bundle.main(text)]
+        """(verdict, violation entry) for each violation main.rego reports. The input is set once (rego-cpp
+        parses it in ~1 ms) on one interpreter, which runs every bundle on it."""
+        bundles = self._bundles(rules)
+        self.whole.interpreter.set_input_term(json.dumps(document))
+        return [(verdict, violation) for bundle in bundles for main in [bundle.main(self.whole.interpreter)]
                 for entry_point, verdict in _VERDICT.items() for violation in main.get(entry_point, [])]
 
     def violations(self, request: Request, rules: Collection[str] | None = None) -> list[tuple[str, dict[str, Any]]]:

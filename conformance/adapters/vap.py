@@ -12,10 +12,9 @@ from collections.abc import Collection
 from importlib.metadata import version
 from typing import Any
 
-import yaml
-
 from compiler.ir import DEFAULT_NAMESPACE
 from compiler.names import RULE_LABEL
+from compiler.render import parse_yaml
 
 from ..engines.vap import Decision, admit
 from . import Adapter, AdapterError, Request
@@ -32,7 +31,7 @@ class VapAdapter(Adapter):
         for path, text in sorted(artifacts.items()):
             if not path.startswith("vap/") or path == "vap/kustomization.yaml":
                 continue
-            for document in yaml.safe_load_all(text):
+            for document in parse_yaml(text):
                 if document["kind"] == "ValidatingAdmissionPolicy":
                     policies[document["metadata"]["name"]] = document
                 elif document["kind"] == "ValidatingAdmissionPolicyBinding":

@@ -32,7 +32,7 @@ def summary(run: AuditRun) -> dict[str, Any]:
         "workloads": len(inputs.workloads),
         "compose_files": inputs.docker_files["compose"],
         "dockerfiles": inputs.docker_files["dockerfile"],
-        "distinct_workloads_evaluated": run.evaluations,
+        "rule_evaluations": run.evaluations,
         "evidence_documents": inputs.evidence_documents,
         "foreign_results": inputs.foreign_results,
         "skipped": dict(sorted(inputs.skipped.items())),

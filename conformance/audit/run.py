@@ -20,7 +20,7 @@ from .model import Disagreement, Problem, Violation, Workload
 from .reading import Inputs, files_under, read_file
 from ..engines.decoding import Rejected
 from .explain import Finding
-from .verdicts import Auditor, Outcome, disagreement, violations
+from .verdicts import Auditor, Outcome, artifacts_for, disagreement, violations
 
 # Draw a progress bar (on a terminal only) from this many files on.
 PROGRESS_FROM = 50
@@ -38,7 +38,7 @@ class AuditRun:
     violations: list[Violation] = field(default_factory=list)
     disagreements: list[Disagreement] = field(default_factory=list)
     rejected: list[Workload] = field(default_factory=list)  # objects the API server would not decode
-    evaluations: int = 0  # distinct verdict keys handed to the engines
+    evaluations: int = 0  # single-rule evaluations handed to the engines (each by every chosen backend)
 
     @property
     def rules(self) -> dict[str, ir.ResolvedRule]:
@@ -67,9 +67,9 @@ def _progress(total: int) -> Iterator[Callable[[int], None]]:
 _worker: tuple[Auditor, dict[str, ir.ResolvedRule], DockerJudge] | None = None
 
 
-def _start_worker(program: ir.Program, backends: list[str], cache: bool) -> None:
+def _start_worker(program: ir.Program, backends: list[str], cache: bool, artifacts: dict[str, dict[str, str]]) -> None:
     global _worker
-    _worker = Auditor(program, backends, cache=cache), {r.id: r for r in program.rules}, DockerJudge(program)
+    _worker = Auditor(program, backends, cache=cache, artifacts=artifacts), {r.id: r for r in program.rules}, DockerJudge(program)
 
 
 Judgement = tuple[dict[str, Outcome] | Rejected, list[Finding]]
@@ -121,12 +121,14 @@ def _chunks(files: list[Path]) -> list[list[Path]]:
 def _parts(files: list[Path], program: ir.Program, backends: list[str], cache: bool,
            workers: int) -> Iterator[Part]:
     """Each chunk's inputs and outcomes, in order: in this process, or in `workers` spawned processes."""
+    artifacts = artifacts_for(program, backends)  # compiled once, here, for every worker
     if workers <= 1:
-        _start_worker(program, backends, cache)
+        _start_worker(program, backends, cache, artifacts)
         yield from map(_audit_files, _chunks(files))
         return
     context = multiprocessing.get_context("spawn")  # the native engines must not be forked mid-state
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=(program, backends, cache)) as pool:
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
+                             initargs=(program, backends, cache, artifacts)) as pool:
         yield from pool.map(_audit_files, _chunks(files))
 
 

@@ -120,15 +120,24 @@ class VerdictKey:
         return json.dumps(key, sort_keys=True, default=repr)
 
 
+def artifacts_for(program: ir.Program, backends: list[str]) -> dict[str, dict[str, str]]:
+    """Each compiler backend's artifacts that the adapters of `backends` and the explainer read, compiled once."""
+    adapters = all_adapters()
+    compiled = sorted({adapters[b].compiled_backend() for b in backends} | {"rego"})
+    return {name: pipeline.compile_backends(program, [name]) for name in compiled}
+
+
 class Auditor:
     """The chosen backends' adapters, built once from one compilation, with a verdict cache."""
 
-    def __init__(self, program: ir.Program, backends: list[str], *, cache: bool = True) -> None:
+    def __init__(self, program: ir.Program, backends: list[str], *, cache: bool = True,
+                 artifacts: dict[str, dict[str, str]] | None = None) -> None:
+        """`artifacts`: from `artifacts_for` (worker processes receive them instead of compiling again)."""
         adapters = all_adapters()
         self.program = program
         self.backends = backends
-        self.adapters: dict[str, Adapter] = {
-            b: adapters[b](pipeline.compile_backends(program, [adapters[b].compiled_backend()])) for b in backends}
+        self.artifacts = artifacts or artifacts_for(program, backends)
+        self.adapters: dict[str, Adapter] = {b: adapters[b](self.artifacts[adapters[b].compiled_backend()]) for b in backends}
         for adapter in self.adapters.values():
             adapter.equivalences = False  # proven by the conformance suite; one verdict per object here
         self.keys = {rule.id: VerdictKey(_only(program, rule)) for rule in program.rules} if cache else {}
@@ -199,7 +208,7 @@ class Auditor:
         if self._explainer is None:
             rego = self.adapters.get("rego")
             if not isinstance(rego, RegoAdapter):
-                rego = RegoAdapter(pipeline.compile_backends(self.program, ["rego"]))
+                rego = RegoAdapter(self.artifacts["rego"])
             self._explainer = Explainer(self.program, rego)
         return self._explainer
 
