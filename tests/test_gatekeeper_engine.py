@@ -261,6 +261,12 @@ violation[{"msg": fmt("Web")}] { true }
 """
     got = ConstraintTemplateEngine(template(rego)).review(constraint(), pod())
     assert [v.msg for v in got] == ['<Web> web "Web" 3 %']
+    # A format in a variable goes through the shim's own splitting; a literal one was expanded
+    # when the template was loaded: both format alike, missing arguments included.
+    generic = rego.replace('m := sprintf("<%v> %s %q %d %%",', 'f := "<%v> %s %q %d %%"; m := sprintf(f,')
+    assert [v.msg for v in ConstraintTemplateEngine(template(generic)).review(constraint(), pod())] == ['<Web> web "Web" 3 %']
+    missing = 'package k8stest\nviolation[{"msg": m}] { m := sprintf("%v and %v", ["Web"]) }'
+    assert [v.msg for v in ConstraintTemplateEngine(template(missing)).review(constraint(), pod())] == ["Web and %!v(MISSING)"]
 
 
 def test_unsupported_builtins_are_reported():

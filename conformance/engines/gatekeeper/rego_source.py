@@ -11,6 +11,7 @@ rego-cpp would otherwise silently evaluate them to undefined and a rule would ne
 """
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 
@@ -421,6 +422,7 @@ def hoist_nested_refs(source: str) -> str:
 # passed as function arguments, formatted inside a function) and ignores %q. The shim formats
 # string arguments of %v/%s/%q itself (concat is unaffected) and leaves every other verb and
 # argument to the native sprintf. %q quotes with \\ and \" escaped, as Go does for printable text.
+_VERB = re.compile(r"%[-+# 0]*[0-9]*(?:\.[0-9]+)?[a-zA-Z%]")  # __kupe_verb_re
 _SPRINTF_SHIM = r"""
 
 __kupe_verb_re := `%[-+# 0]*[0-9]*(?:\.[0-9]+)?[a-zA-Z%]`
@@ -456,15 +458,69 @@ __kupe_format(verb, arg) := sprintf(verb, [arg]) if { is_string(arg); not verb i
 
 
 def shim_sprintf(source: str) -> str:
-    """Route the module's ``sprintf`` calls through a Rego shim that formats strings correctly."""
+    """Route the module's ``sprintf`` calls through a Rego shim that formats strings correctly.
+
+    A call with a literal format and a literal array of as many arguments as it has verbs is
+    expanded here into the shim's own steps (`concat` of the segments and `__kupe_format` of each
+    argument): the shim's generic comprehension costs rego-cpp milliseconds per message."""
     tokens = tokenize(source)
     calls = [
-        t for i, t in enumerate(tokens)
+        i for i, t in enumerate(tokens)
         if t.text == "sprintf" and i + 1 < len(tokens) and tokens[i + 1].text == "("
         and not (i > 0 and tokens[i - 1].text == ".")
     ]
     if not calls:
         return source
-    for tok in reversed(calls):
-        source = source[: tok.start] + "__kupe_sprintf" + source[tok.end :]
+    for i in reversed(calls):
+        expanded = _expanded_sprintf(source, tokens, i)
+        if expanded is None:
+            source = source[:tokens[i].start] + "__kupe_sprintf" + source[tokens[i].end:]
+        else:
+            end, text = expanded
+            source = source[:tokens[i].start] + text + source[end:]
     return source + _SPRINTF_SHIM
+
+
+def _expanded_sprintf(source: str, tokens: list[Token], i: int) -> tuple[int, str] | None:
+    """(end offset, replacement) for `sprintf("literal", [a, b])` at tokens[i]; None for any other form."""
+    if i + 4 >= len(tokens) or tokens[i + 3].text != "," or tokens[i + 4].text != "[":
+        return None
+    literal = _literal(tokens[i + 2])
+    close = _matching(tokens, i + 4)
+    if literal is None or close + 1 >= len(tokens) or tokens[close + 1].text != ")":
+        return None
+    inner = tokens[i + 5:close]
+    if any(t.text == "sprintf" for t in inner):  # nested calls are rewritten separately
+        return None
+    args: list[str] = []
+    first = i + 5
+    for k in range(i + 5, close + 1):
+        if k == close or (tokens[k].text == "," and tokens[k].depth == tokens[i + 4].depth + 1):
+            if k > first:
+                args.append(source[tokens[first].start:tokens[k - 1].end])
+            first = k + 1
+    segments, verbs = _VERB.split(literal), _VERB.findall(literal)
+    if sum(v != "%%" for v in verbs) != len(args):
+        return None
+    parts, n = [], 0
+    for k, segment in enumerate(segments):
+        parts.append(json.dumps(segment))
+        if k < len(verbs):
+            if verbs[k] == "%%":
+                parts.append('"%"')
+            else:
+                parts.append(f"__kupe_format({json.dumps(verbs[k])}, {args[n]})")
+                n += 1
+    return tokens[close + 1].end, f'concat("", [{", ".join(parts)}])'
+
+
+def _literal(token: Token) -> str | None:
+    """The value of a Rego string literal token (None: not a literal, or escapes JSON does not read)."""
+    if token.kind == "raw":
+        return token.text[1:-1]
+    if token.kind == "string":
+        try:
+            return json.loads(token.text)
+        except ValueError:
+            return None
+    return None
