@@ -24,7 +24,7 @@ SHAPES = [
     lambda: containers().field("securityContext.capabilities.drop").contains("ALL"),
     lambda: containers().field("securityContext.privileged").not_equals(True),
     lambda: pod().field("hostNetwork").not_equals(True),
-    lambda: volumes().field("hostPath.path").none_of(["/", "/var/run", "/run"]),
+    lambda: volumes().field("hostPath.path").as_path().none_of(["/", "/var/run", "/run"]),
     lambda: containers(["containers", "initContainers"]).field("resources.limits.memory").present(),
 ]
 for i in range({rules}):

@@ -13,6 +13,7 @@ import sys
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 
 from . import ir
@@ -51,14 +52,20 @@ def stop_collecting(token: contextvars.Token) -> None:
     _collector.reset(token)
 
 
+@cache
+def _resolved(filename: str) -> Path:
+    """A code object's file, resolved once (policy sets make thousands of DSL calls from a few files)."""
+    return Path(filename).resolve()
+
+
 def _caller_loc() -> ir.Loc:
     """The first stack frame outside the compiler package: the policy line that made this call."""
     frame = sys._getframe(1)
-    while frame and Path(frame.f_code.co_filename).resolve().parent == _COMPILER_DIR:
+    while frame and _resolved(frame.f_code.co_filename).parent == _COMPILER_DIR:
         frame = frame.f_back
     if frame is None:  # pragma: no cover - a DSL call always has a caller
         return ir.Loc("<unknown>", 0)
-    path = Path(frame.f_code.co_filename).resolve()
+    path = _resolved(frame.f_code.co_filename)
     collector = _collector.get()
     root = collector.root if collector else Path.cwd().resolve()
     try:

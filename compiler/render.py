@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -149,8 +150,50 @@ def render(template: str, **context: Any) -> str:
 # libyaml's safe loader when the installed PyYAML has it: parse-back reads every artifact, and
 # the pure-Python scanner dominated compile time for large policy sets.
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_STR, _SEQ, _MAP, _MERGE = (f"tag:yaml.org,2002:{t}" for t in ("str", "seq", "map", "merge"))
+
+
+def construct_plain(loader: yaml.constructor.SafeConstructor, node: yaml.Node,
+                    mapping: Callable[[yaml.MappingNode], dict[Any, Any]] = lambda node: {}) -> Any:
+    """The document of a composed node graph, as the safe constructor builds it (`mapping` makes
+    each mapping's empty dict). Strings, lists and plain mappings are built here, without PyYAML's
+    per-node bookkeeping (most of the load time); every other node (numbers, booleans, nulls,
+    timestamps, merge keys, unhashable keys, other tags) is built by the loader itself. A node
+    reached twice (a YAML alias) is built twice: use it only on graphs without anchors."""
+
+    def build(node: yaml.Node) -> Any:
+        tag = node.tag
+        if tag == _STR and isinstance(node, yaml.ScalarNode):
+            return node.value
+        if tag == _SEQ and isinstance(node, yaml.SequenceNode):
+            return [build(item) for item in node.value]
+        if tag == _MAP and isinstance(node, yaml.MappingNode) and not any(k.tag == _MERGE for k, _ in node.value):
+            result = mapping(node)
+            for key_node, value_node in node.value:
+                key = build(key_node)
+                try:
+                    hash(key)
+                except TypeError:  # an unhashable key: the loader raises its own error
+                    return loader.construct_object(node, deep=True)
+                result[key] = build(value_node)
+            return result
+        return loader.construct_object(node, deep=True)
+
+    try:
+        return build(node)
+    finally:  # what construct_document resets after each document
+        loader.constructed_objects, loader.recursive_objects, loader.state_generators = {}, {}, []
 
 
 def parse_yaml(text: str) -> list[Any]:
-    """The documents of a rendered YAML artifact (safe loading: plain data only)."""
-    return [document for document in yaml.load_all(text, Loader=_YAML_LOADER) if document is not None]
+    """The documents of a rendered YAML artifact (safe loading: plain data only; no anchors are rendered)."""
+    loader = _YAML_LOADER(text)
+    try:
+        documents = []
+        while loader.check_node():
+            document = construct_plain(loader, loader.get_node())
+            if document is not None:
+                documents.append(document)
+        return documents
+    finally:
+        loader.dispose()

@@ -26,6 +26,7 @@ from typing import Any
 import yaml
 
 from compiler.errors import InputError
+from compiler.render import construct_plain
 
 MAX_DEPTH = 200  # Kubernetes objects nest a few dozen levels; CRD schemas perhaps a hundred
 MAX_NODES = 1_000_000  # per document, aliases expanded
@@ -46,9 +47,16 @@ class _LineLoader(_BASE):  # type: ignore[misc,valid-type]
     offset = 0
 
 
-def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> LineDict:
-    mapping = LineDict(loader.construct_mapping(node, deep=True))
+def _line_dict(loader: _LineLoader, node: yaml.MappingNode) -> LineDict:
+    """An empty LineDict for a mapping node, knowing the node's line in the file."""
+    mapping = LineDict()
     mapping.line = loader.offset + node.start_mark.line + 1
+    return mapping
+
+
+def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> LineDict:
+    mapping = _line_dict(loader, node)
+    mapping.update(loader.construct_mapping(node, deep=True))
     return mapping
 
 
@@ -68,10 +76,13 @@ def documents(text: str) -> Iterator[Any | YamlProblem]:
     for offset, chunk in _chunks(text):
         loader = _LineLoader(chunk)
         loader.offset = offset
+        plain = _plain(chunk)  # no anchors: each node is reached once, and built the quick way
         try:
             while loader.check_node():
-                node = loader.get_node() if _plain(chunk) else _checked_node(loader, chunk, offset)
-                document = loader.construct_document(node)
+                if plain:
+                    document = construct_plain(loader, loader.get_node(), lambda node: _line_dict(loader, node))
+                else:
+                    document = loader.construct_document(_checked_node(loader, chunk, offset))
                 if document is not None:
                     yield document
         except yaml.YAMLError as error:

@@ -19,7 +19,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-import jsonschema
 import yaml
 
 from ..errors import ArtifactError, UnsupportedError
@@ -27,6 +26,7 @@ from ..ir import Program, ResolvedRule
 from ..lang.docker import Platform
 from ..lang.rego import compile_check
 from ..render import parse_yaml, program_sources, render
+from ..schemas import StrictSchema
 
 
 @dataclass(frozen=True)
@@ -157,9 +157,9 @@ def check_kustomizations(files: dict[str, str]) -> None:
             raise ArtifactError(f"{path}: resources do not list exactly the files below it")
 
 
-def check_schema(where: str, document: dict[str, Any], validator: jsonschema.protocols.Validator) -> None:
+def check_schema(where: str, document: dict[str, Any], schema: StrictSchema) -> None:
     """Validate one generated object; ArtifactError names the file, the field and the reason."""
-    error = jsonschema.exceptions.best_match(validator.iter_errors(document))
+    error = schema.error(document)
     if error is not None:
-        field = "/".join(str(p) for p in error.absolute_path) or "(root)"
-        raise ArtifactError(f"{where}: {document.get('kind', 'document')} does not validate at {field}: {error.message}")
+        field, reason = error
+        raise ArtifactError(f"{where}: {document.get('kind', 'document')} does not validate at {field}: {reason}")

@@ -51,7 +51,6 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 
 from .. import ir
 from ..errors import ArtifactError
@@ -60,6 +59,7 @@ from ..lang.rego import LIBRARY_PATH, compile_check, exemption_data, library, mo
 from ..lowering import Lowering
 from ..names import constraint_kind, constraint_template
 from ..render import Safe, render, rule_context
+from ..schemas import StrictSchema
 from . import Backend, check_kustomizations, check_schema, documents, kustomization
 
 BACKEND = "gatekeeper"
@@ -283,14 +283,14 @@ def _schema() -> dict[str, Any]:
 
 
 @cache
-def _validator(definition: str) -> jsonschema.Draft202012Validator:
-    return jsonschema.Draft202012Validator({**_schema(), "$ref": f"#/$defs/{definition}"})
+def _validator(definition: str) -> StrictSchema:
+    return StrictSchema({**_schema(), "$ref": f"#/$defs/{definition}"})
 
 
 @cache
-def _parameters_validator(schema: str) -> jsonschema.Draft202012Validator:
+def _parameters_validator(schema: str) -> StrictSchema:
     """A strict validator per distinct parameters schema (rules of one shape share it)."""
-    return jsonschema.Draft202012Validator(_strict(json.loads(schema)))
+    return StrictSchema(_strict(json.loads(schema)))
 
 
 def _strict(schema: dict[str, Any]) -> dict[str, Any]:

@@ -44,13 +44,13 @@ from dataclasses import dataclass, replace
 from functools import cache
 from typing import Any
 
-import jsonschema
 
 from .. import describe, ir
 from ..errors import ArtifactError
 from ..lowering import Lowering
 from ..names import KYVERNO_EXCEPTION_NAMESPACE, kyverno_autogen_rules
 from ..render import exemption_annotations, render
+from ..schemas import StrictSchema
 from ..schemas.kyverno_schemas import SCHEMA_DIR
 from . import Backend, check_kustomizations, check_schema, documents, kustomization
 
@@ -412,9 +412,9 @@ _SCHEMAS = {("kyverno.io/v1", "ClusterPolicy"): "clusterpolicy", ("kyverno.io/v2
 
 
 @cache
-def _validator(stem: str) -> jsonschema.Draft202012Validator:
+def _validator(stem: str) -> StrictSchema:
     """Kyverno's CRD schema for one kind, exported strict from cloudcoil-models-kyverno (compiler/schemas)."""
-    return jsonschema.Draft202012Validator(json.loads((SCHEMA_DIR / f"{stem}.schema.json").read_text(encoding="utf-8")))
+    return StrictSchema(json.loads((SCHEMA_DIR / f"{stem}.schema.json").read_text(encoding="utf-8")))
 
 
 def validate_strictly(document: dict[str, Any], where: str) -> None:

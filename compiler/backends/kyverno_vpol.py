@@ -46,13 +46,13 @@ import json
 from functools import cache
 from typing import Any
 
-import jsonschema
 
 from .. import ir
 from ..errors import ArtifactError
 from ..lang.cel import CelLowering, CelSources, compile_error
 from ..names import EXEMPTION_ANNOTATION, KYVERNO_EXCEPTION_NAMESPACE, RULE_LABEL, admission_policy, enforced_stage_policy
 from ..render import exemption_annotations, render, rule_context
+from ..schemas import StrictSchema
 from ..schemas.kyverno_schemas import SCHEMA_DIR
 from . import Backend, check_kustomizations, check_schema, documents, kustomization
 
@@ -182,8 +182,8 @@ def _exception(exemption: ir.Exemption, rules: list[ir.ResolvedRule]) -> dict[st
 
 
 @cache
-def _validator(stem: str) -> jsonschema.Draft202012Validator:
-    return jsonschema.Draft202012Validator(json.loads((SCHEMA_DIR / f"{stem}.schema.json").read_text(encoding="utf-8")))
+def _validator(stem: str) -> StrictSchema:
+    return StrictSchema(json.loads((SCHEMA_DIR / f"{stem}.schema.json").read_text(encoding="utf-8")))
 
 
 def _compiles(path: str, where: str, variables: tuple[str, ...], expression: str) -> None:

@@ -42,15 +42,14 @@ import re
 from functools import cache
 from typing import Any
 
-import jsonschema
 from kubernetes_validate.utils import all_versions, major_minor, schema_contents
-from referencing import Registry, Resource
 
 from .. import ir
 from ..names import RULE_LABEL, WAIVER_CONDITION, admission_policy
 from ..errors import ArtifactError
 from ..lang.cel import CelLowering, compile_error
 from ..render import Safe, render, rule_context
+from ..schemas import StrictSchema
 from . import Backend, check_kustomizations, check_schema, documents
 
 KUBERNETES_VERSION = "1.30"
@@ -146,7 +145,7 @@ def _check_policy(path: str, policy: dict[str, Any], with_variables: tuple[str, 
 
 
 @cache
-def _schema_validator(kind: str) -> jsonschema.Draft202012Validator:
+def _schema_validator(kind: str) -> StrictSchema:
     """kubernetes-validate's strict schema of one admissionregistration.k8s.io/v1 kind, loaded once.
 
     `kubernetes_validate.validate` re-reads megabytes of schema JSON on every call, which
@@ -155,8 +154,7 @@ def _schema_validator(kind: str) -> jsonschema.Draft202012Validator:
     folder = f"kubernetes-json-schema/v{_schema_version()}-local-strict"
     schema = schema_contents(f"{folder}/{kind.lower()}-admissionregistration-v1.json", KUBERNETES_VERSION)
     definitions = schema_contents(f"{folder}/_definitions.json", KUBERNETES_VERSION)
-    registry = Resource.from_contents(definitions) @ (Resource.from_contents(schema) @ Registry())
-    return jsonschema.Draft202012Validator(schema, registry=registry)
+    return StrictSchema(schema, [definitions, schema])
 
 
 def _schema_version() -> str:
