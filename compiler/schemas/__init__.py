@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cached_property
 from typing import Any
 
-import jsonschema
 import jsonschema_rs
-from referencing import Registry, Resource
 
 
 class StrictSchema:
@@ -19,18 +18,28 @@ class StrictSchema:
     """
 
     def __init__(self, schema: dict[str, Any], resources: Sequence[dict[str, Any]] = ()) -> None:
+        self.schema, self.resources = schema, tuple(resources)
+        registry = jsonschema_rs.Registry([(r["$id"], r) for r in resources]) if resources else None
+        self.fast = jsonschema_rs.Draft202012Validator(schema, registry=registry)
+
+    @cached_property
+    def explainer(self) -> Any:
+        """python-jsonschema's validator, built (and imported) only to explain a failure."""
+        import jsonschema
+        from referencing import Registry, Resource
+
         registry: Registry = Registry()
-        for resource in resources:
+        for resource in self.resources:
             registry = Resource.from_contents(resource) @ registry
-        self.explainer = jsonschema.Draft202012Validator(schema, registry=registry)
-        fast_registry = jsonschema_rs.Registry([(r["$id"], r) for r in resources]) if resources else None
-        self.fast = jsonschema_rs.Draft202012Validator(schema, registry=fast_registry)
+        return jsonschema.Draft202012Validator(self.schema, registry=registry)
 
     def error(self, document: Any) -> tuple[str, str] | None:
         """(field, reason) when the document does not validate; None when it does."""
         if self.fast.is_valid(document):
             return None
-        error = jsonschema.exceptions.best_match(self.explainer.iter_errors(document))
+        from jsonschema.exceptions import best_match
+
+        error = best_match(self.explainer.iter_errors(document))
         if error is not None:
             return "/".join(str(p) for p in error.absolute_path) or "(root)", error.message
         fast = next(iter(self.fast.iter_errors(document)))  # the validators disagree: refuse all the same
