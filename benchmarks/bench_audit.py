@@ -1,6 +1,6 @@
 """Benchmark `kupe-policy audit` side by side: every backend, `all`, the parse-only rate and gator.
 
-    python3 benchmarks/bench_audit.py [--objects 1000 10000 100000] [--runs 3] [--seed 7]
+    python3 benchmarks/bench_audit.py [--objects 1000 10000 100000] [--runs 3] [--seed 7] [--backends vap all]
 
 For each corpus size, one run audits the same generated corpus with each backend that has an
 adapter and with `--backend all`, each as its own process (`python -m compiler audit`), and
@@ -180,7 +180,7 @@ def median(measures: list[Measure]) -> Measure:
     return Measure(pick.wall, statistics.median(m.cpu for m in measures), max(m.peak_mb for m in measures), pick.report)
 
 
-def bench(count: int, runs: int, seed: int) -> None:
+def bench(count: int, runs: int, seed: int, backends: list[str]) -> None:
     with tempfile.TemporaryDirectory(prefix="kupe-bench-audit-") as tmp:
         folder, policies, out = Path(tmp) / "corpus", Path(tmp) / "policies", Path(tmp) / "out"
         folder.mkdir()
@@ -197,7 +197,7 @@ def bench(count: int, runs: int, seed: int) -> None:
             print(f"{'gator':>14}: {reference.wall:7.1f} s  {gator_rate:7.0f} objects/s  cpu {reference.cpu:6.1f} s  peak {reference.peak_mb:6.0f} MB")
         else:
             print(f"{'gator':>14}: not on PATH (no ratio to it)")
-        for backend in [*adapter_backends("all"), "all"]:
+        for backend in backends:
             m = median([audit(folder, policies, backend) for _ in range(runs)])
             rate = count / m.wall
             versus = f"  {rate / gator_rate:5.1f}x gator" if gator_rate else ""
@@ -211,13 +211,15 @@ def main_() -> None:
     parser.add_argument("--objects", type=int, nargs="+", default=[1_000, 10_000])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--backends", nargs="+", default=[*adapter_backends("all"), "all"],
+                        help="what to audit with (default: every backend with an adapter, then all)")
     parser.add_argument("--parse-only", type=Path, help=argparse.SUPPRESS)  # the parse-only process
     args = parser.parse_args()
     if args.parse_only:
         parse_corpus(args.parse_only)
         return
     for count in args.objects:
-        bench(count, args.runs, args.seed)
+        bench(count, args.runs, args.seed, args.backends)
 
 
 if __name__ == "__main__":
