@@ -79,6 +79,28 @@ class _Program(Protocol):
         ...
 
 
+class _SharedInput:
+    """One interpreter holding the last input, on which every template's bundle runs.
+
+    rego-cpp parses an input at ~1 µs per byte; a bundle (its data included) runs on any
+    interpreter's input, so a review judged by many constraints with the same parameters sets
+    its input once (docs/engine-notes.md)."""
+
+    def __init__(self) -> None:
+        self.interpreter = regopy.Interpreter()
+        self.text: str | None = None
+
+    def set(self, text: str) -> regopy.Interpreter:
+        if text != self.text:
+            self.text = None  # unknown if set_input_term fails
+            self.interpreter.set_input_term(text)
+            self.text = text
+        return self.interpreter
+
+
+_INPUT = _SharedInput()
+
+
 class _RegoProgram:
     """The template's Rego compiled by regopy into a bundle; one per distinct inventory.
 
@@ -129,8 +151,8 @@ class _RegoProgram:
     def evaluate(self, rego_input: Mapping[str, Any], inventory: Mapping[str, Any]) -> list[dict]:
         # regopy's Output wrapper crashes on error outputs (it json-parses them), so read the
         # raw C output: "undefined", an "(error ...)" s-expression, or a JSON result.
-        interp, bundle = self._compile(inventory)
-        interp.set_input_term(json.dumps(rego_input))
+        _, bundle = self._compile(inventory)
+        interp = _INPUT.set(json.dumps(rego_input))
         impl = _rego_c.rego_bundle_query(interp._impl, bundle._impl)
         try:
             ok, text = _rego_out.rego_output_ok(impl), _rego_out.rego_output_string(impl)
