@@ -28,7 +28,6 @@ import json
 import multiprocessing
 import os
 import random
-import resource
 import shutil
 import statistics
 import subprocess
@@ -42,12 +41,6 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
-
-import compiler  # noqa: E402,F401  (one C++ allocator for regopy and the CEL runtime)
-from conformance.audit.cli import adapter_backends  # noqa: E402
-from conformance.audit.reading import files_under, load  # noqa: E402
-from conformance.audit.run import PARALLEL_FROM  # noqa: E402
-from conformance.suite import wrap  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 NAMESPACES = ["web", "api", "payments", "billing", "data", "ml", "ops", "monitoring", "cilium", "vault", "batch", "kube-system"]
@@ -107,6 +100,8 @@ def workload(rng: random.Random, index: int) -> dict:
            "metadata": {"name": app, "namespace": namespace, "labels": {"app.kubernetes.io/name": app, "team": rng.choice("abcde")}},
            "spec": spec}
     kind = KINDS[index % len(KINDS)]
+    from conformance.suite import wrap
+
     return copy.deepcopy(pod) if kind == "Pod" else wrap(pod, kind)
 
 
@@ -123,6 +118,14 @@ class Measure:
     cpu: float  # user + system seconds
     peak_mb: float  # maximum resident set size
     report: dict
+
+
+def helper(*args: str) -> str:
+    """This script in another mode, in its own process: this process imports neither the engines nor
+    the corpus, so the processes it measures do not inherit its resident set as their peak (Linux
+    keeps the peak of the image a process is exec'ed from)."""
+    return subprocess.run([sys.executable, str(Path(__file__).resolve()), *args], check=True, capture_output=True,
+                          text=True, cwd=REPO).stdout
 
 
 def run_process(command: list[str]) -> Measure:
@@ -153,10 +156,15 @@ def parse_only(folder: Path) -> Measure:
 
 
 def _parse_files(files: list[Path]) -> int:
+    from conformance.audit.reading import load
+
     return sum(len(load(f)[0]) for f in files)
 
 
 def parse_corpus(folder: Path) -> None:
+    from conformance.audit.reading import files_under
+    from conformance.audit.run import PARALLEL_FROM
+
     files = [f for f in files_under([folder]) if isinstance(f, Path)]
     workers = (os.cpu_count() or 1) if sum(f.stat().st_size for f in files) >= PARALLEL_FROM else 1
     if workers <= 1:
@@ -186,7 +194,7 @@ def bench(count: int, runs: int, seed: int, backends: list[str]) -> None:
         folder.mkdir()
         shutil.copytree(REPO / "policies", policies)  # every backend sees the same rules, whatever changes meanwhile
         shutil.copytree(REPO / "out", out)
-        corpus(folder, count, seed)
+        helper("--make-corpus", str(folder), str(count), str(seed))
         parsed = median([parse_only(folder) for _ in range(runs)])
         base = count / parsed.wall
         print(f"corpus: {count} workloads in {len(list(folder.iterdir()))} files (seed {seed}); median of {runs} runs")
@@ -211,13 +219,23 @@ def main_() -> None:
     parser.add_argument("--objects", type=int, nargs="+", default=[1_000, 10_000])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--backends", nargs="+", default=[*adapter_backends("all"), "all"],
-                        help="what to audit with (default: every backend with an adapter, then all)")
+    parser.add_argument("--backends", nargs="+", help="what to audit with (default: every backend with an adapter, then all)")
     parser.add_argument("--parse-only", type=Path, help=argparse.SUPPRESS)  # the parse-only process
+    parser.add_argument("--make-corpus", nargs=3, help=argparse.SUPPRESS)  # folder, count, seed
+    parser.add_argument("--list-backends", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.parse_only:
         parse_corpus(args.parse_only)
         return
+    if args.make_corpus:
+        corpus(Path(args.make_corpus[0]), int(args.make_corpus[1]), int(args.make_corpus[2]))
+        return
+    if args.list_backends:
+        from conformance.audit.cli import adapter_backends
+
+        print(" ".join([*adapter_backends("all"), "all"]))
+        return
+    args.backends = args.backends or helper("--list-backends").split()
     for count in args.objects:
         bench(count, args.runs, args.seed, args.backends)
 
