@@ -267,6 +267,11 @@ violation[{"msg": fmt("Web")}] { true }
     assert [v.msg for v in ConstraintTemplateEngine(template(generic)).review(constraint(), pod())] == ['<Web> web "Web" 3 %']
     missing = 'package k8stest\nviolation[{"msg": m}] { m := sprintf("%v and %v", ["Web"]) }'
     assert [v.msg for v in ConstraintTemplateEngine(template(missing)).review(constraint(), pod())] == ["Web and %!v(MISSING)"]
+    # An array comprehension is no literal array: it stays on the shim's generic path.
+    comprehension = 'package k8stest\nviolation[{"msg": m}] { m := sprintf("%v", [x | x := ["a", "b"][_]]) }'
+    in_variable = comprehension.replace('m := sprintf("%v",', 'f := "%v"; m := sprintf(f,')
+    assert [v.msg for v in ConstraintTemplateEngine(template(comprehension)).review(constraint(), pod())] == \
+        [v.msg for v in ConstraintTemplateEngine(template(in_variable)).review(constraint(), pod())] == ["a"]
 
 
 def test_unsupported_builtins_are_reported():

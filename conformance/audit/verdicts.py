@@ -2,10 +2,10 @@
 
 Engines are slow per object (rego-cpp evaluates the 11 shipped rules in about 10 ms), so each
 rule's verdict is cached by the object's *verdict key for that rule*: the part of the object that
-the rule, its stage or its exemptions can read (docs/semantics.md). An object is handed to the
-engines only when some rule's key is new; otherwise every rule's verdict comes from an earlier
-object that read the same for that rule (two objects may share the containers one rule reads and
-differ in what another reads). A key holds:
+the rule, its stage or its exemptions can read (docs/semantics.md). The engines judge an object
+only on the rules whose key is new (each adapter evaluates just those rules' artifacts); every
+other rule's verdict comes from an earlier object that read the same for that rule (two objects
+may share the containers one rule reads and differ in what another reads). A key holds:
 
 * `apiVersion` and `kind` (which rules apply, and where the pod spec is);
 * the namespace, the name and the label values that an exemption or a stage names; any other

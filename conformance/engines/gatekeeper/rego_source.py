@@ -492,6 +492,8 @@ def _expanded_sprintf(source: str, tokens: list[Token], i: int) -> tuple[int, st
     inner = tokens[i + 5:close]
     if any(t.text == "sprintf" for t in inner):  # nested calls are rewritten separately
         return None
+    if any(t.text == "|" and t.depth == tokens[i + 4].depth + 1 for t in inner):  # a comprehension, not an array
+        return None
     args: list[str] = []
     first = i + 5
     for k in range(i + 5, close + 1):
