@@ -51,6 +51,10 @@ class RegoAdapter(Adapter):
         self.modules = modules
         self.whole = _Bundle(modules)
         self.per_rule: dict[str, _Bundle] = {}  # built on first use
+        # The input last set, and `data.main` of each bundle run on it (None: the whole bundle): an
+        # audit asks for the verdicts and then for where the violations are, on the same input.
+        self._input: str | None = None
+        self._mains: dict[str | None, dict[str, Any]] = {}
 
     def _bundles(self, rules: Collection[str] | None) -> list[_Bundle]:
         """The whole bundle, or one per rule: its module beside main.rego and the library, where main's
@@ -68,10 +72,18 @@ class RegoAdapter(Adapter):
 
     def _query(self, document: dict[str, Any], rules: Collection[str] | None = None) -> list[tuple[str, dict[str, Any]]]:
         """(verdict, violation entry) for each violation main.rego reports. The input is set once (rego-cpp
-        parses it in ~1 ms) on one interpreter, which runs every bundle on it."""
-        bundles = self._bundles(rules)
-        self.whole.interpreter.set_input_term(json.dumps(document))
-        return [(verdict, violation) for bundle in bundles for main in [bundle.main(self.whole.interpreter)]
+        parses it in ~1 ms) on one interpreter, which runs every bundle on it; a bundle already run
+        on the same input is not run again."""
+        bundles = dict(zip([None] if rules is None else rules, self._bundles(rules)))
+        text = json.dumps(document)
+        if text != self._input:
+            self._input, self._mains = None, {}
+            self.whole.interpreter.set_input_term(text)
+            self._input = text
+        for key, bundle in bundles.items():
+            if key not in self._mains:
+                self._mains[key] = bundle.main(self.whole.interpreter)
+        return [(verdict, violation) for key in bundles for main in [self._mains[key]]
                 for entry_point, verdict in _VERDICT.items() for violation in main.get(entry_point, [])]
 
     def violations(self, request: Request, rules: Collection[str] | None = None) -> list[tuple[str, dict[str, Any]]]:
