@@ -87,10 +87,12 @@ class _SharedInput:
     its input once (docs/engine-notes.md)."""
 
     def __init__(self) -> None:
-        self.interpreter = regopy.Interpreter()
+        self.interpreter: regopy.Interpreter | None = None  # made on first use, not at import
         self.text: str | None = None
 
     def set(self, text: str) -> regopy.Interpreter:
+        if self.interpreter is None:
+            self.interpreter = regopy.Interpreter()
         if text != self.text:
             self.text = None  # unknown if set_input_term fails
             self.interpreter.set_input_term(text)
