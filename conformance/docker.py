@@ -27,6 +27,8 @@ import yaml
 
 from compiler import ir, pipeline
 
+from .adapters import AdapterError
+from .adapters.rego import MainBundle, entries
 from .engines.dockerfile import parse as parse_dockerfile
 
 CASES_DIR = Path(__file__).resolve().parent / "docker-cases"
@@ -42,9 +44,6 @@ GUIDE_SERVICE: dict[str, Any] = {
 # The base of the cases that edit one thing: the guide's service, with resources declared.
 COMPLIANT_SERVICE: dict[str, Any] = {**GUIDE_SERVICE, "deploy": {"resources": {
     "limits": {"cpus": "0.5", "memory": "256M"}, "reservations": {"cpus": "0.25", "memory": "128M"}}}}
-_VERDICTS = {"deny": "deny", "warn": "audit"}
-
-
 class ConftestError(Exception):
     """The policy did not evaluate (it must never be read as a pass)."""
 
@@ -53,25 +52,19 @@ class Conftest:
     """A platform's compiled Rego, queried as conftest queries `package main`."""
 
     def __init__(self, files: dict[str, str], platform: str) -> None:
-        self.interpreter = regopy.Interpreter()
-        for path, text in sorted(files.items()):
-            if path.startswith(f"{platform}/") and path.endswith(".rego"):
-                self.interpreter.add_module(path, text)
-        self.bundle = self.interpreter.build("result = data.main")
-        if not self.bundle.ok():
-            raise ConftestError(f"the {platform} modules do not compile in rego-cpp")
+        modules = {path: text for path, text in files.items() if path.startswith(f"{platform}/") and path.endswith(".rego")}
+        try:
+            self.bundle = MainBundle(modules)
+        except AdapterError:
+            raise ConftestError(f"the {platform} modules do not compile in rego-cpp") from None
 
     def violations(self, document: Any) -> list[tuple[str, dict[str, Any]]]:
         """(verdict, violation) for each deny (`deny`) and warn (`audit`) of `package main`."""
-        self.interpreter.set_input_term(json.dumps(document))
+        self.bundle.interpreter.set_input_term(json.dumps(document))
         try:
-            output = self.interpreter.query_bundle(self.bundle)
-        except (regopy.RegoError, ValueError) as error:
-            raise ConftestError(f"rego-cpp failed: {error}") from None
-        if not output.ok() or not output.results:
-            raise ConftestError(f"rego-cpp failed: {output}")
-        main = output.results[0].bindings["result"]
-        return [(verdict, v) for key, verdict in _VERDICTS.items() for v in main.get(key, [])]
+            return entries(self.bundle.main(self.bundle.interpreter))
+        except AdapterError as error:
+            raise ConftestError(str(error)) from None
 
     def judge(self, document: Any) -> dict[str, str]:
         """Rule id → `deny` or `audit` for every rule the input violates (deny wins)."""
