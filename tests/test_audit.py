@@ -172,6 +172,21 @@ def test_cached_verdicts_and_findings_equal_engine_ones_on_the_conformance_cases
     assert cached.findings, "violations were located through the finding cache"
 
 
+def test_workers_sharing_a_cache_take_each_others_verdicts_and_findings() -> None:
+    """What one worker evaluated, another takes from the shared cache instead of evaluating it again."""
+    from conformance.audit.shared import SharedCache
+
+    program, _ = pipeline.build_program(REPO / "policies", dt.date(2026, 11, 1))
+    shared = (SharedCache(), SharedCache())
+    first, second = (Auditor(program, ["rego", "vap"], shared=shared) for _ in range(2))
+    objects = [case.object for case in load_cases()
+               if case.as_of is None and case.request.operation == "CREATE" and isinstance(case.object.get("metadata"), dict)]
+    judged = [first.judge(Request.create(obj)) for obj in objects]
+    assert first.evaluations and first.findings
+    assert [second.judge(Request.create(obj)) for obj in objects] == judged
+    assert second.evaluations == 0 and second.explainer().adapter._input is None, "nothing evaluated, nothing located"
+
+
 def test_every_reference_says_what_it_reads_and_every_subject_where_its_items_live() -> None:
     """The verdict cache keys on `Check.reads()`: a node that cannot say what it reads cannot be cached."""
     assert all(callable(getattr(ref, "reads", None)) for ref in typing.get_args(ir.Ref))

@@ -20,6 +20,7 @@ from .model import Disagreement, Problem, Violation, Workload
 from .reading import Inputs, files_under, read_file
 from ..engines.decoding import Rejected
 from .explain import Finding
+from .shared import SharedCache, shared_caches
 from .verdicts import Auditor, Outcome, artifacts_for, disagreement, violations
 
 # Draw a progress bar (on a terminal only) from this many files on.
@@ -67,9 +68,11 @@ def _progress(total: int) -> Iterator[Callable[[int], None]]:
 _worker: tuple[Auditor, dict[str, ir.ResolvedRule], DockerJudge] | None = None
 
 
-def _start_worker(program: ir.Program, backends: list[str], cache: bool, artifacts: dict[str, dict[str, str]]) -> None:
+def _start_worker(program: ir.Program, backends: list[str], artifacts: dict[str, dict[str, str]],
+                  shared: tuple[SharedCache, SharedCache] | None = None) -> None:
     global _worker
-    _worker = Auditor(program, backends, cache=cache, artifacts=artifacts), {r.id: r for r in program.rules}, DockerJudge(program)
+    auditor = Auditor(program, backends, artifacts=artifacts, shared=shared)
+    _worker = auditor, {r.id: r for r in program.rules}, DockerJudge(program)
 
 
 Judgement = tuple[dict[str, Outcome] | Rejected, list[Finding]]
@@ -118,25 +121,25 @@ def _chunks(files: list[Path]) -> list[list[Path]]:
     return chunks
 
 
-def _parts(files: list[Path], program: ir.Program, backends: list[str], cache: bool,
-           workers: int) -> Iterator[Part]:
+def _parts(files: list[Path], program: ir.Program, backends: list[str], workers: int) -> Iterator[Part]:
     """Each chunk's inputs and outcomes, in order: in this process, or in `workers` spawned processes."""
     artifacts = artifacts_for(program, backends)  # compiled once, here, for every worker
     if workers <= 1:
-        _start_worker(program, backends, cache, artifacts)
+        _start_worker(program, backends, artifacts)
         yield from map(_audit_files, _chunks(files))
         return
     context = multiprocessing.get_context("spawn")  # the native engines must not be forked mid-state
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
-                             initargs=(program, backends, cache, artifacts)) as pool:
+    with shared_caches(context, 2) as (verdicts, findings), \
+            ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
+                                initargs=(program, backends, artifacts, (verdicts, findings))) as pool:
         yield from pool.map(_audit_files, _chunks(files))
 
 
-def audit(paths: list[Path], program: ir.Program, backends: list[str], *, cache: bool = True,
-          workers: int | None = None) -> AuditRun:
+def audit(paths: list[Path], program: ir.Program, backends: list[str], *, workers: int | None = None) -> AuditRun:
     """Read the inputs and evaluate every workload with each backend compiled once (per worker process).
 
-    Large runs (by bytes to read) use one worker process per core, each reading a share of the files.
+    Large runs (by bytes to read) use one worker process per core, each reading a share of the files
+    and sharing one verdict cache.
     """
     entries = list(files_under(paths))
     files = [e for e in entries if isinstance(e, Path)]
@@ -144,7 +147,7 @@ def audit(paths: list[Path], program: ir.Program, backends: list[str], *, cache:
     if workers is None:
         workers = (os.cpu_count() or 1) if sum(f.stat().st_size for f in files) >= PARALLEL_FROM else 1
     with _progress(len(files)) as advance:
-        for count, inputs, outcomes, evaluations in _parts(files, program, backends, cache, workers):
+        for count, inputs, outcomes, evaluations in _parts(files, program, backends, workers):
             run.inputs.extend(inputs)
             run.violations.extend(inputs.evidence)
             run.violations.extend(inputs.docker_violations)

@@ -39,6 +39,7 @@ from ..engines.decoding import Rejected
 from ..adapters.rego import RegoAdapter
 from .explain import Explainer, Finding
 from .model import Disagreement, Violation, Workload
+from .shared import SharedCache
 
 Verdicts = dict[str, str]  # rule id → deny | audit, for violated rules
 Outcome = Verdicts | str  # or the adapter's error
@@ -120,6 +121,15 @@ class VerdictKey:
         return json.dumps(key, sort_keys=True, default=repr)
 
 
+def _unknown(keys: dict[str, str], cache: dict[tuple[str, str], Any], shared: SharedCache | None) -> list[str]:
+    """The rules whose key `cache` lacks, after taking what other workers found for them (one round trip)."""
+    new = [rule for rule, key in keys.items() if (rule, key) not in cache]
+    if new and shared is not None:
+        cache.update(shared.known([(rule, keys[rule]) for rule in new]))
+        new = [rule for rule in new if (rule, keys[rule]) not in cache]
+    return new
+
+
 def artifacts_for(program: ir.Program, backends: list[str]) -> dict[str, dict[str, str]]:
     """Each compiler backend's artifacts that the adapters of `backends` and the explainer read, compiled once."""
     adapters = all_adapters()
@@ -131,8 +141,10 @@ class Auditor:
     """The chosen backends' adapters, built once from one compilation, with a verdict cache."""
 
     def __init__(self, program: ir.Program, backends: list[str], *, cache: bool = True,
-                 artifacts: dict[str, dict[str, str]] | None = None) -> None:
-        """`artifacts`: from `artifacts_for` (worker processes receive them instead of compiling again)."""
+                 artifacts: dict[str, dict[str, str]] | None = None,
+                 shared: tuple[SharedCache, SharedCache] | None = None) -> None:
+        """`artifacts`: from `artifacts_for` (worker processes receive them instead of compiling again);
+        `shared`: the verdicts and the findings of other workers, asked for what this one has not met."""
         adapters = all_adapters()
         self.program = program
         self.backends = backends
@@ -145,6 +157,7 @@ class Auditor:
         # Where a rule's violations are depends on what its key reads and on the names of the items.
         self.finding_keys = {r.id: VerdictKey(_only(program, r), names=True) for r in program.rules} if cache else {}
         self.findings: dict[tuple[str, str], list[Finding]] = {}
+        self.shared_verdicts, self.shared_findings = shared or (None, None)
         self.evaluations = 0  # single-rule evaluations handed to the engines (each by every backend)
         self._explainer: Explainer | None = None
 
@@ -163,11 +176,13 @@ class Auditor:
             violated = sorted({rule for v in outcome.values() if isinstance(v, dict) for rule in v})
             return outcome, self.explainer().findings(request) if violated else []
         keys = {rule: key(request.subject) for rule, key in self.keys.items()}
-        new = [rule for rule, key in keys.items() if (rule, key) not in self.cache]
+        new = _unknown(keys, self.cache, self.shared_verdicts)
         evaluated = self._evaluated(request, new) if new else {}
-        if all(isinstance(v, dict) for v in evaluated.values()):  # an evaluation in which an engine failed is not cached
-            for rule in new:
-                self.cache[(rule, keys[rule])] = {b: v.get(rule) for b, v in evaluated.items() if isinstance(v, dict)}
+        if new and all(isinstance(v, dict) for v in evaluated.values()):  # an evaluation in which an engine failed is not cached
+            fresh = {(rule, keys[rule]): {b: v.get(rule) for b, v in evaluated.items() if isinstance(v, dict)} for rule in new}
+            self.cache.update(fresh)
+            if self.shared_verdicts is not None:
+                self.shared_verdicts.add(fresh)
         outcome: dict[str, Outcome] = {b: v for b, v in evaluated.items() if isinstance(v, str)}  # a failed engine's error
         for backend in self.backends:
             if backend in outcome:
@@ -195,11 +210,13 @@ class Auditor:
         """The explainer's findings for the violated rules, each rule's cached under its finding key;
         the explainer is asked only about the rules whose finding key is new."""
         keys = {rule: self.finding_keys[rule](request.subject) for rule in rules}
-        new = [rule for rule, key in keys.items() if (rule, key) not in self.findings]
+        new = _unknown(keys, self.findings, self.shared_findings)
         if new:
             found = self.explainer().findings(request, new)
-            for rule in new:
-                self.findings[(rule, keys[rule])] = [f for f in found if f.rule == rule]
+            fresh = {(rule, keys[rule]): [f for f in found if f.rule == rule] for rule in new}
+            self.findings.update(fresh)
+            if self.shared_findings is not None:
+                self.shared_findings.add(fresh)
         return sorted((f for rule, key in keys.items() for f in self.findings[(rule, key)]),
                       key=lambda f: (f.rule, f.subject, f.field))
 
