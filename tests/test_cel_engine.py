@@ -264,3 +264,31 @@ def test_or_value_rewrite_leaves_optional_receivers_and_strings_alone() -> None:
     rewritten = with_go_or_value("x.a.orValue(1) == 1")
     assert rewritten == ("cel.bind(kupeOrValue4, x.a, type(kupeOrValue4) == optional_type ? "
                          "dyn(kupeOrValue4).orValue(1) : dyn(kupeOrValue4)) == 1")
+
+
+# --- variables ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("expression, reads", [
+    ("object.spec != null", frozenset()),
+    ("variables.a && variables.?b.orValue(false) && variables . c.d", frozenset({"a", "b", "c"})),
+    ("variables.exists(v, v == 'a')", None),  # a macro reads every variable
+    ("size(variables) > 0", None),
+    ("variables['a']", None),
+    ("myvariables.a == 'variables'", None),  # a string mentioning the map: read as the whole map
+])
+def test_variables_read_names_what_an_expression_selects(expression: str, reads: frozenset[str] | None) -> None:
+    assert celmod.variables_read(expression) == reads
+
+
+def test_variable_bindings_rebind_only_for_an_expression_that_selects_a_newer_variable() -> None:
+    evaluator = evaluator_for(("object", "variables"))
+    bindings = celmod.VariableBindings(evaluator, {"object": {"n": 1}})
+    first = bindings.activation("object.n")
+    bindings.values["a"] = evaluator.evaluate("object.n + 1", first)
+    assert bindings.activation("object.n * 2") is first, "it reads no variable"
+    second = bindings.activation("variables.a + 1")
+    assert second is not first and evaluator.evaluate("variables.a + 1", second) == 3
+    bindings.values["b"] = 5
+    assert bindings.activation("variables.a") is second, "a was bound already"
+    assert evaluator.evaluate("variables.b", bindings.activation(None)) == 5, "None: any expression"
+    assert evaluator.evaluate("variables.exists(v, v == 'b')", bindings.activation("variables.exists(v, v == 'b')"))

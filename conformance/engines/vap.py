@@ -37,12 +37,13 @@ and schema-typed decoding (see conformance.engines.cel), the CEL cost budget, th
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .cel import CelCompileError, CelError, CelEvaluator, evaluator_for, to_cel
+from .cel import CelCompileError, CelError, CelEvaluator, VariableBindings, evaluator_for, to_cel
 from .objects import object_meta
 
 __all__ = ["Decision", "ValidationResult", "admit", "resource_for_kind", "selector_matches"]
@@ -331,6 +332,11 @@ def _resources_match(match: Mapping[str, Any], req: _Request, *, require_rules: 
 # --- evaluation ---------------------------------------------------------------------------
 
 _AUTHORIZER = re.compile(r"\bauthorizer\b")
+
+
+@functools.cache
+def _reads_authorizer(expression: str) -> bool:
+    return _AUTHORIZER.search(expression) is not None
 _MISSING_KEY = re.compile(r'Key not found in map : "([^"]*)"')
 
 
@@ -341,17 +347,17 @@ class _Run:
                  variables: list[Mapping[str, Any]]) -> None:
         self.evaluator = evaluator
         self.var_errors: dict[str, str] = {}
-        values: dict[str, Any] = {}
+        bindings = VariableBindings(evaluator, data)
         for var in variables:
-            self.activation = evaluator.bind({**data, "variables": dict(values)}, normalise=False)
+            self.activation = bindings.activation(var["expression"])
             try:
-                values[var["name"]] = self._raw(var["expression"])
+                bindings.values[var["name"]] = self._raw(var["expression"])
             except CelError as exc:
                 self.var_errors[var["name"]] = str(exc)
-        self.activation = evaluator.bind({**data, "variables": values}, normalise=False)
+        self.activation = bindings.activation(None)
 
     def _raw(self, expression: str) -> Any:
-        if _AUTHORIZER.search(expression):
+        if _reads_authorizer(expression):
             raise CelCompileError("the authorizer library is not emulated")
         return self.evaluator.evaluate(expression, self.activation)
 

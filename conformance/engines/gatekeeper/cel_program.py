@@ -54,7 +54,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..cel import CelCompileError, CelError, CelEvaluator, evaluator_for, to_cel
+from ..cel import CelCompileError, CelError, CelEvaluator, VariableBindings, evaluator_for, to_cel
 
 __all__ = ["CEL_ENGINE", "CelProgram", "CelTemplateError"]
 
@@ -195,14 +195,14 @@ class _Run:
     def __init__(self, program: CelProgram, data: dict[str, Any], constraint: Any) -> None:
         self.data = data
         self.errors: dict[str, str] = {}
-        values: dict[str, Any] = {}
+        bindings = VariableBindings(program._for_variables, {**data, "params": constraint})
+        values = bindings.values
         for name, expression in program.variables:
-            activation = program._for_variables.bind({**data, "params": constraint, "variables": dict(values)}, normalise=False)
             if expression.compile_error is not None:
                 self.errors[name] = f'composited variable "{name}" fails to compile: {expression.compile_error}'
                 continue
             try:
-                values[name] = program._for_variables.evaluate(expression.text, activation)
+                values[name] = program._for_variables.evaluate(expression.text, bindings.activation(expression.text))
             except CelError as error:
                 self.errors[name] = f'composited variable "{name}" fails to evaluate: {self._why(expression.text, error)}'
         self.values = values
