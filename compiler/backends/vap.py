@@ -42,14 +42,13 @@ import re
 from functools import cache
 from typing import Any
 
-from kubernetes_validate.utils import all_versions, major_minor, schema_contents
 
 from .. import ir
 from ..names import RULE_LABEL, WAIVER_CONDITION, admission_policy
 from ..errors import ArtifactError
 from ..lang.cel import CelLowering, compile_error
 from ..render import Safe, render, rule_context
-from ..schemas import StrictSchema
+from ..schemas import StrictSchema, kubernetes_schema
 from . import Backend, check_kustomizations, check_schema, documents
 
 KUBERNETES_VERSION = "1.30"
@@ -151,15 +150,8 @@ def _schema_validator(kind: str) -> StrictSchema:
     `kubernetes_validate.validate` re-reads megabytes of schema JSON on every call, which
     dominated compile time; this builds the same validator from the same files once per kind.
     """
-    folder = f"kubernetes-json-schema/v{_schema_version()}-local-strict"
-    schema = schema_contents(f"{folder}/{kind.lower()}-admissionregistration-v1.json", KUBERNETES_VERSION)
-    definitions = schema_contents(f"{folder}/_definitions.json", KUBERNETES_VERSION)
-    return StrictSchema(schema, [definitions, schema])
-
-
-def _schema_version() -> str:
-    """The newest schema release kubernetes-validate ships that is not newer than KUBERNETES_VERSION."""
-    return [v for v in all_versions() if major_minor(v) <= major_minor(KUBERNETES_VERSION)][-1]
+    schema = kubernetes_schema(KUBERNETES_VERSION, f"{kind.lower()}-admissionregistration-v1.json")
+    return StrictSchema(schema, [kubernetes_schema(KUBERNETES_VERSION, "_definitions.json"), schema])
 
 
 def parse_back(files: dict[str, str]) -> None:

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from kubernetes_validate.utils import all_versions, major_minor, schema_contents
+from compiler.schemas import kubernetes_schema
 
 __all__ = ["KUBERNETES_VERSION", "Rejected", "decode"]
 
@@ -99,17 +99,8 @@ def decode(obj: Any, version: str = KUBERNETES_VERSION) -> Any:
 # --- schemas ---------------------------------------------------------------------------------
 
 
-@cache
-def _folder(version: str) -> str:
-    release = [v for v in all_versions() if major_minor(v) == version]
-    if not release:
-        raise ValueError(f"kubernetes-validate ships no schemas for Kubernetes {version}")
-    return f"kubernetes-json-schema/v{release[-1]}-local-strict"
-
-
-@cache
 def _definitions(version: str) -> dict[str, Any]:
-    return schema_contents(f"{_folder(version)}/_definitions.json", version)["$defs"]
+    return kubernetes_schema(version, "_definitions.json")["$defs"]
 
 
 @cache
