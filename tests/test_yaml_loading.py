@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+
+import pytest
 import yaml
 
 from compiler.render import parse_yaml
@@ -37,3 +40,35 @@ def test_audit_documents_load_as_with_the_safe_loader_and_keep_lines() -> None:
 def test_unhashable_keys_are_the_loaders_error() -> None:
     (problem,) = documents("? [a, b]\n: c\n")
     assert isinstance(problem, YamlProblem) and "unhashable" in problem.message
+
+
+TRICKY = ["yes", "No", "ON", "y", "null", "~", "", " lead", "trail ", "a: b", "#x", "- x", "1e3", "0x10", "0o7", "1_000",
+          "2026-11-01", ".inf", "NaN", "=", "'q'", '"d"', "multi\nline", "tab\there", "ünï", "*alias", "&anchor", "!tag",
+          "{x}", "[y]", "%dir", "@at", "`tick", "---", "...", "plain-word", "a.b/c_d"]
+SCALARS: list[object] = [*TRICKY, 0, -7, 2**40, 1.5, -0.25, 1234.5, True, False, None]
+
+
+def _shapes() -> list[object]:
+    """Nested data of every shape `to_yaml` writes: mappings and lists, empty and not, in each other."""
+    keyed = {key: value for key, value in zip(TRICKY, SCALARS[len(TRICKY):] * 5)}
+    return [*SCALARS, {}, [], keyed, list(SCALARS), {"a": {}, "b": [], "c": [[], {}], "d": [{"e": [1, {"f": None}]}, [["g"]]]},
+            [{"yes": "no", "list": ["1e3", {"x": []}]}, [], [{}]], {k: [k, {k: k}] for k in TRICKY}]
+
+
+def test_data_written_as_yaml_reads_back_as_the_same_data_of_the_same_types() -> None:
+    from compiler.render import to_yaml
+
+    for value in _shapes():
+        for indent in (0, 4):
+            text = to_yaml(value, indent)
+            read = yaml.safe_load(f"root:\n{text}" if indent and isinstance(value, (dict, list)) and value else text)
+            read = read["root"] if indent and isinstance(value, (dict, list)) and value else read
+            assert read == value and json.dumps(read, sort_keys=True) == json.dumps(value, sort_keys=True), text
+
+
+def test_a_scalar_yaml_would_read_differently_is_refused() -> None:
+    from compiler.errors import ArtifactError
+    from compiler.render import to_yaml
+
+    with pytest.raises(ArtifactError, match="reads back differently"):
+        to_yaml({"limit": 1e20})  # JSON writes 1e+20; PyYAML reads that as a string
