@@ -152,3 +152,29 @@ def test_errors_raised_in_a_worker_process_keep_their_message() -> None:
     error = UnsupportedError(rule="r", construct="Matches", backend="kyverno", loc=Loc("policies/p.py", 3), why="no")
     copy = pickle.loads(pickle.dumps(error))
     assert str(copy) == str(error) and copy.exit_code == 2 and copy.backend == "kyverno"
+
+
+def test_rewriting_out_links_unchanged_files_and_never_a_symlink_or_a_shared_file(tmp_path: Path) -> None:
+    """An unchanged file is hard-linked from the out/ it replaces (the same inode); a changed one is
+    written anew; a symlink or a file also linked elsewhere is written, never tied to out/."""
+    import os
+
+    from compiler.output import write_atomically
+
+    out, elsewhere = tmp_path / "out", tmp_path / "elsewhere.yaml"
+    files = {f"rego/{name}.rego": f"package {name}\n" for name in ("same", "changed", "symlinked", "shared")}
+    write_atomically(out, files, ["rego"])
+    inode = {rel: os.stat(out / rel).st_ino for rel in files}
+    elsewhere.write_text(files["rego/symlinked.rego"])
+    (out / "rego/symlinked.rego").unlink()
+    (out / "rego/symlinked.rego").symlink_to(elsewhere)
+    os.link(out / "rego/shared.rego", tmp_path / "shared-copy.rego")
+
+    write_atomically(out, {**files, "rego/changed.rego": "package changed2\n"}, ["rego"])
+    assert {p.relative_to(out).as_posix(): p.read_text() for p in (out / "rego").iterdir()} == {
+        **files, "rego/changed.rego": "package changed2\n"}
+    assert os.stat(out / "rego/same.rego").st_ino == inode["rego/same.rego"], "linked, not rewritten"
+    assert os.stat(out / "rego/changed.rego").st_ino != inode["rego/changed.rego"]
+    assert not (out / "rego/symlinked.rego").is_symlink() and os.stat(out / "rego/symlinked.rego").st_nlink == 1
+    assert os.stat(out / "rego/shared.rego").st_nlink == 1 and os.stat(tmp_path / "shared-copy.rego").st_nlink == 1
+    assert elsewhere.read_text() == files["rego/symlinked.rego"] and [p.name for p in out.iterdir()] == ["rego"]
