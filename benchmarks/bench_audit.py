@@ -1,6 +1,6 @@
 """Benchmark `kupe-policy audit` side by side: every backend, `all`, the parse-only rate and gator.
 
-    python3 benchmarks/bench_audit.py [--objects 1000 10000 100000] [--runs 3] [--seed 7] [--backends vap all]
+    python3 benchmarks/bench_audit.py [--objects 1000 10000 100000] [--runs 3] [--seed 7] [--backends vap all] [--json]
 
 For each corpus size, one run audits the same generated corpus with each backend that has an
 adapter and with `--backend all`, each as its own process (`python -m compiler audit`), and
@@ -10,7 +10,8 @@ resident set among the audit's processes: workers are separate processes; CPU se
 PATH, the ratio to `gator test` on the same corpus and templates. Each figure is the median of
 `--runs` runs. The machine should be otherwise idle.
 
-The corpus is deterministic (seeded): all 8 workload kinds, in files of 100 documents, over
+The corpus is deterministic (seeded): all 8 workload kinds, in files of 100 documents (YAML
+streams; with --json, `kubectl get -o json` Lists), over
 12 namespaces (kube-system included, which an exemption covers). Each workload starts from a
 compliant pod spec with 1 to 3 containers and takes 0 to 2 of 24 deviations (one per rule
 and edge: unset, wrong type, root UID, added capability, host namespace, socket mount, …), so
@@ -105,11 +106,15 @@ def workload(rng: random.Random, index: int) -> dict:
     return copy.deepcopy(pod) if kind == "Pod" else wrap(pod, kind)
 
 
-def corpus(folder: Path, count: int, seed: int) -> None:
+def corpus(folder: Path, count: int, seed: int, as_json: bool) -> None:
     rng = random.Random(seed)
     objects = [workload(rng, i) for i in range(count)]
     for start in range(0, count, 100):
-        (folder / f"workloads-{start // 100:03d}.yaml").write_text(yaml.safe_dump_all(objects[start:start + 100], sort_keys=False))
+        name, part = f"workloads-{start // 100:03d}", objects[start:start + 100]
+        if as_json:
+            (folder / f"{name}.json").write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": part}, indent=4))
+        else:
+            (folder / f"{name}.yaml").write_text(yaml.safe_dump_all(part, sort_keys=False))
 
 
 @dataclass(frozen=True)
@@ -158,7 +163,7 @@ def parse_only(folder: Path) -> Measure:
 def _parse_files(files: list[Path]) -> int:
     from conformance.audit.reading import load
 
-    return sum(len(load(f)[0]) for f in files)
+    return sum(len(d["items"]) if isinstance(d, dict) and d.get("kind") == "List" else 1 for f in files for d, _ in load(f)[0])
 
 
 def parse_corpus(folder: Path) -> None:
@@ -188,16 +193,17 @@ def median(measures: list[Measure]) -> Measure:
     return Measure(pick.wall, statistics.median(m.cpu for m in measures), max(m.peak_mb for m in measures), pick.report)
 
 
-def bench(count: int, runs: int, seed: int, backends: list[str]) -> None:
+def bench(count: int, runs: int, seed: int, backends: list[str], as_json: bool) -> None:
     with tempfile.TemporaryDirectory(prefix="kupe-bench-audit-") as tmp:
         folder, policies, out = Path(tmp) / "corpus", Path(tmp) / "policies", Path(tmp) / "out"
         folder.mkdir()
         shutil.copytree(REPO / "policies", policies)  # every backend sees the same rules, whatever changes meanwhile
         shutil.copytree(REPO / "out", out)
-        helper("--make-corpus", str(folder), str(count), str(seed))
+        helper("--make-corpus", str(folder), str(count), str(seed), *(["--json"] if as_json else []))
         parsed = median([parse_only(folder) for _ in range(runs)])
         base = count / parsed.wall
-        print(f"corpus: {count} workloads in {len(list(folder.iterdir()))} files (seed {seed}); median of {runs} runs")
+        print(f"corpus: {count} workloads in {len(list(folder.iterdir()))} {'JSON' if as_json else 'YAML'} files (seed {seed}); "
+              f"median of {runs} runs")
         print(f"{'parse only':>14}: {parsed.wall:7.1f} s  {base:7.0f} objects/s  cpu {parsed.cpu:6.1f} s  peak {parsed.peak_mb:6.0f} MB")
         reference = gator(folder, out)
         gator_rate = count / reference.wall if reference else None
@@ -220,6 +226,7 @@ def main_() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--backends", nargs="+", help="what to audit with (default: every backend with an adapter, then all)")
+    parser.add_argument("--json", action="store_true", help="the corpus as JSON Lists instead of YAML streams")
     parser.add_argument("--parse-only", type=Path, help=argparse.SUPPRESS)  # the parse-only process
     parser.add_argument("--make-corpus", nargs=3, help=argparse.SUPPRESS)  # folder, count, seed
     parser.add_argument("--list-backends", action="store_true", help=argparse.SUPPRESS)
@@ -228,7 +235,7 @@ def main_() -> None:
         parse_corpus(args.parse_only)
         return
     if args.make_corpus:
-        corpus(Path(args.make_corpus[0]), int(args.make_corpus[1]), int(args.make_corpus[2]))
+        corpus(Path(args.make_corpus[0]), int(args.make_corpus[1]), int(args.make_corpus[2]), args.json)
         return
     if args.list_backends:
         from conformance.audit.cli import adapter_backends
@@ -237,7 +244,7 @@ def main_() -> None:
         return
     args.backends = args.backends or helper("--list-backends").split()
     for count in args.objects:
-        bench(count, args.runs, args.seed, args.backends)
+        bench(count, args.runs, args.seed, args.backends, args.json)
 
 
 if __name__ == "__main__":

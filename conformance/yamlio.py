@@ -12,11 +12,12 @@ the good ones beside it:
   refers to itself, is refused; shared references are counted once per use, as a walk sees them.
 Both checks are skipped where a cheap look at the text proves them unnecessary (no anchors; no
 line long enough and no brackets enough to nest that deep), so ordinary manifests load at
-libyaml's speed.
+libyaml's speed. A JSON file is read by the json module with the same LineDicts (`json_documents`).
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -95,6 +96,50 @@ def documents(text: str) -> Iterator[Any | YamlProblem]:
             yield YamlProblem(offset + 1, f"invalid YAML value: {error}")
         finally:
             loader.dispose()
+
+
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
+_JSON_BRACKET = re.compile(r"[{}\[\]]")
+
+
+def json_documents(text: str) -> Iterator[Any | YamlProblem]:
+    """The one document of a JSON text, read as JSON (YAML 1.1 would read `1e3` as a string) by the
+    json module (about ten times faster than YAML), its objects LineDicts knowing their lines like
+    YAML's; or a YamlProblem. Lines come from one pass over the brackets outside strings: json
+    builds each object when it reaches its closing brace, so they are handed out in that order."""
+    stripped = _JSON_STRING.sub('""', text)  # a JSON string holds no newline and no bracket that counts
+    lines: list[int] = []  # each object's first line, in the order its closing braces come
+    opened: list[int] = []  # the lines of the open objects (0 for an open array)
+    line, last = 1, 0
+    for bracket in _JSON_BRACKET.finditer(stripped):
+        line += stripped.count("\n", last, bracket.start())
+        last = bracket.start()
+        if bracket.group() in "{[":
+            opened.append(line if bracket.group() == "{" else 0)
+            if len(opened) > MAX_DEPTH:
+                yield YamlProblem(line, f"nesting deeper than {MAX_DEPTH} levels")
+                return
+        elif opened:  # unbalanced text is json's error to report
+            start = opened.pop()
+            if bracket.group() == "}":
+                lines.append(start)
+    starts = iter(lines)
+
+    def line_dict(pairs: list[tuple[str, Any]]) -> LineDict:
+        mapping = LineDict(pairs)
+        mapping.line = next(starts, 0)
+        return mapping
+
+    try:
+        yield json.loads(text, object_pairs_hook=line_dict, parse_constant=_not_json)
+    except json.JSONDecodeError as error:
+        yield YamlProblem(error.lineno, f"invalid JSON: {error.msg}")
+    except ValueError as error:
+        yield YamlProblem(1, f"invalid JSON: {error}")
+
+
+def _not_json(token: str) -> None:
+    raise ValueError(f"{token} is not JSON")
 
 
 def _chunks(text: str) -> Iterator[tuple[int, str]]:

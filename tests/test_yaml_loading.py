@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from compiler.render import parse_yaml
-from conformance.yamlio import LineDict, YamlProblem, documents
+from conformance.yamlio import LineDict, YamlProblem, documents, json_documents
 
 SAMPLES = [
     "a: 1\nb: [x, 'y', 2.5, true, null, ~, 0x1F, 1_000, .inf, 2024-01-02]\nc: {d: {e: f}}\n",
@@ -72,3 +72,37 @@ def test_a_scalar_yaml_would_read_differently_is_refused() -> None:
 
     with pytest.raises(ArtifactError, match="reads back differently"):
         to_yaml({"limit": 1e20})  # JSON writes 1e+20; PyYAML reads that as a string
+
+
+JSON_SAMPLES = [
+    '{"apiVersion": "v1", "kind": "List", "items": [\n  {"kind": "Pod", "metadata": {"name": "a"}},\n'
+    '  {"kind": "Pod",\n   "metadata": {"name": "b { [ \\" ] }", "labels": {}}, "spec": {"containers": [{}, {"n": [1, {"x": "}"}]}]}}\n]}\n',
+    '[{"a": 1}, [], [[{"b": "\\\\"}]], {"c": {"d": {"e": null}}}]',
+    '{}',
+    '"just a string"',
+]
+
+
+def _lines(value: object) -> list[object]:
+    if isinstance(value, dict):
+        return [getattr(value, "line", None), *(line for item in value.values() for line in _lines(item))]
+    if isinstance(value, list):
+        return [line for item in value for line in _lines(item)]
+    return []
+
+
+def test_json_is_read_as_json_with_every_object_on_the_line_yaml_gives_it() -> None:
+    for text in JSON_SAMPLES:
+        (as_json,), (as_yaml,) = list(json_documents(text)), list(documents(text))
+        assert as_json == as_yaml == json.loads(text) and _lines(as_json) == _lines(as_yaml), text
+    (number,) = json_documents('{"replicas": 1e3}')
+    assert number == {"replicas": 1000.0}, "JSON reads 1e3 as a number (YAML 1.1 would read a string)"
+
+
+def test_json_problems_name_their_line() -> None:
+    from conformance.yamlio import MAX_DEPTH
+
+    assert list(json_documents('{"a": 1,\n "b": }')) == [YamlProblem(2, "invalid JSON: Expecting value")]
+    assert list(json_documents('{"a": NaN}')) == [YamlProblem(1, "invalid JSON: NaN is not JSON")]
+    deep = "{\n" + '"a": [' * MAX_DEPTH + "]" * MAX_DEPTH + "}"
+    assert list(json_documents(deep)) == [YamlProblem(2, f"nesting deeper than {MAX_DEPTH} levels")]

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import errno
-import json
 import os
 import stat
 from collections import Counter
@@ -24,7 +23,7 @@ from typing import Any
 
 from compiler import ir
 from compiler.passes import POD_TARGETS
-from conformance.yamlio import LineDict, YamlProblem, documents
+from conformance.yamlio import LineDict, YamlProblem, documents, json_documents
 
 from . import evidence
 from .docker import DockerInput, compose_input, platform_of, read_dockerfile
@@ -112,30 +111,20 @@ class _Unusable(Exception):
 
 
 def load(path: Path) -> tuple[list[tuple[Any, int]], list[Problem]]:
-    """The documents of one YAML or JSON file with their lines (JSON is read as YAML, which keeps
-    line numbers), and a Problem for each document that could not be loaded."""
+    """The documents of one YAML or JSON file with their lines, and a Problem for each document
+    that could not be loaded."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise _Unusable(str(path), f"cannot read: {error}") from None
     loaded: list[tuple[Any, int]] = []
     problems: list[Problem] = []
-    if path.suffix.lower() == ".json":  # YAML reads more than JSON: hold a .json file to JSON first
-        try:
-            json.loads(text, parse_constant=_not_json)
-        except ValueError as error:
-            line = error.lineno if isinstance(error, json.JSONDecodeError) else 1
-            return [], [Problem(f"{path}:{line}", f"invalid JSON: {getattr(error, 'msg', error)}")]
-    for document in documents(text):
+    for document in (json_documents if path.suffix.lower() == ".json" else documents)(text):
         if isinstance(document, YamlProblem):
             problems.append(Problem(f"{path}:{document.line}", document.message))
         else:
             loaded.append((document, document.line if isinstance(document, LineDict) else 1))
     return loaded, problems
-
-
-def _not_json(token: str) -> None:
-    raise ValueError(f"{token} is not JSON")
 
 
 def json_safe(value: Any) -> Any:
