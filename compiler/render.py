@@ -93,7 +93,7 @@ def _scalar(value: object) -> str:
     mostly reads back alike."""
     if isinstance(value, (dict, list)) and not value:
         return "{}" if isinstance(value, dict) else "[]"
-    return _read_back_scalar(type(value), value)
+    return _read_back_scalar(next((t for t in (bool, int, float, str) if isinstance(value, t)), type(value)), value)
 
 
 @cache

@@ -332,12 +332,13 @@ def _resources_match(match: Mapping[str, Any], req: _Request, *, require_rules: 
 # --- evaluation ---------------------------------------------------------------------------
 
 _AUTHORIZER = re.compile(r"\bauthorizer\b")
+_MISSING_KEY = re.compile(r'Key not found in map : "([^"]*)"')
 
 
 @functools.cache
 def _reads_authorizer(expression: str) -> bool:
+    """Whether an expression uses the authorizer library (not emulated); asked once per expression."""
     return _AUTHORIZER.search(expression) is not None
-_MISSING_KEY = re.compile(r'Key not found in map : "([^"]*)"')
 
 
 class _Run:
