@@ -4,8 +4,9 @@
 
 For each corpus size, one run audits the same generated corpus with each backend that has an
 adapter and with `--backend all`, each as its own process (`python -m compiler audit`), and
-prints: objects/s (wall), CPU seconds, the ratio to the parse-only rate (reading and YAML-parsing
-the same files with the same loader and worker count as the audit), peak memory (the largest
+prints: objects/s (wall), CPU seconds, the ratio to the parse-only rate (reading and parsing
+the same files with the same loader and the worker count of a one-engine audit: `all` starts
+its workers at a smaller corpus), peak memory (the largest
 resident set among the audit's processes: workers are separate processes; CPU seconds add them up), the disagreements under `all` (target 0) and, when a `gator` binary is on
 PATH, the ratio to `gator test` on the same corpus and templates. Each figure is the median of
 `--runs` runs. The machine should be otherwise idle.
@@ -156,7 +157,7 @@ def audit(folder: Path, policies: Path, backend: str) -> Measure:
 
 
 def parse_only(folder: Path) -> Measure:
-    """Read and parse the corpus as the audit does (same loader, same worker count), judging nothing."""
+    """Read and parse the corpus as a one-engine audit does (same loader, same worker count), judging nothing."""
     return run_process([sys.executable, str(Path(__file__).resolve()), "--parse-only", str(folder)])
 
 
@@ -168,10 +169,10 @@ def _parse_files(files: list[Path]) -> int:
 
 def parse_corpus(folder: Path) -> None:
     from conformance.audit.reading import files_under
-    from conformance.audit.run import PARALLEL_FROM
+    from conformance.audit.run import worker_count
 
     files = [f for f in files_under([folder]) if isinstance(f, Path)]
-    workers = (os.cpu_count() or 1) if sum(f.stat().st_size for f in files) >= PARALLEL_FROM else 1
+    workers = worker_count(files, 1)  # as an audit with one engine
     if workers <= 1:
         count = _parse_files(files)
     else:
