@@ -27,15 +27,15 @@ from .verdicts import Auditor, Outcome, artifacts_for, disagreement, violations
 PROGRESS_FROM = 50
 # From this much work on (bytes of input times engines), one worker process per core reads and
 # evaluates; each builds the engines once (~1 s). Measured with the shared cache: every engine on
-# 1,000 workloads (1.2 MB) took 12 s instead of 16 s, and on 300 (0.34 MB) 8 s instead of 9 s;
+# 1,000 workloads (1.2 MB) took 11 to 12 s instead of 16 s, and on 300 (0.34 MB) 8 s instead of 9 s;
 # one engine on 300 was slower in two processes, and on 1,000 no faster for 60% more CPU.
 PARALLEL_FROM = 2_000_000
+CHUNK = 200_000  # bytes of input per task
 
 
 def worker_count(files: list[Path], engines: int) -> int:
     """One worker per core when the engines have enough to do, else one process."""
     return (os.cpu_count() or 1) if sum(f.stat().st_size for f in files) * engines >= PARALLEL_FROM else 1
-CHUNK = 200_000  # bytes of input per task
 
 
 @dataclass
@@ -79,8 +79,7 @@ _worker: tuple[Auditor, dict[str, ir.ResolvedRule], DockerJudge] | None = None
 def _start_worker(program: ir.Program, backends: list[str], artifacts: dict[str, dict[str, str]],
                   shared: tuple[SharedCache, SharedCache] | None = None) -> None:
     global _worker
-    auditor = Auditor(program, backends, artifacts=artifacts, shared=shared)
-    _worker = auditor, {r.id: r for r in program.rules}, DockerJudge(program)
+    _worker = Auditor(program, backends, artifacts=artifacts, shared=shared), {r.id: r for r in program.rules}, DockerJudge(program)
 
 
 Judgement = tuple[dict[str, Outcome] | Rejected, list[Finding]]
