@@ -284,11 +284,13 @@ def test_variable_bindings_rebind_only_for_an_expression_that_selects_a_newer_va
     evaluator = evaluator_for(("object", "variables"))
     bindings = celmod.VariableBindings(evaluator, {"object": {"n": 1}})
     first = bindings.activation("object.n")
-    bindings.values["a"] = evaluator.evaluate("object.n + 1", first)
+    bindings.add("a", evaluator.evaluate("object.n + 1", first))
     assert bindings.activation("object.n * 2") is first, "it reads no variable"
     second = bindings.activation("variables.a + 1")
     assert second is not first and evaluator.evaluate("variables.a + 1", second) == 3
-    bindings.values["b"] = 5
+    bindings.add("b", 5)
     assert bindings.activation("variables.a") is second, "a was bound already"
     assert evaluator.evaluate("variables.b", bindings.activation(None)) == 5, "None: any expression"
     assert evaluator.evaluate("variables.exists(v, v == 'b')", bindings.activation("variables.exists(v, v == 'b')"))
+    bindings.add("a", 7)  # a name given twice: its latest value, as a fresh binding would give
+    assert evaluator.evaluate("variables.a", bindings.activation("variables.a")) == 7

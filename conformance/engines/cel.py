@@ -364,7 +364,12 @@ class VariableBindings:
         self.data = data
         self.values: dict[str, Any] = {}  # the variables evaluated so far
         self._activation: cel.Activation | None = None
-        self._bound: set[str] = set()
+        self._bound: set[str] = set()  # the variables the current activation holds, as they are now
+
+    def add(self, name: str, value: Any) -> None:
+        """A variable's value (a name given twice takes its latest value, as a fresh binding would)."""
+        self.values[name] = value
+        self._bound.discard(name)
 
     def activation(self, expression: str | None) -> cel.Activation:
         """An activation in which `expression` (None: any) reads every variable evaluated so far."""

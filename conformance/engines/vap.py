@@ -352,7 +352,7 @@ class _Run:
         for var in variables:
             self.activation = bindings.activation(var["expression"])
             try:
-                bindings.values[var["name"]] = self._raw(var["expression"])
+                bindings.add(var["name"], self._raw(var["expression"]))
             except CelError as exc:
                 self.var_errors[var["name"]] = str(exc)
         self.activation = bindings.activation(None)

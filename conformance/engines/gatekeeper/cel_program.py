@@ -196,17 +196,16 @@ class _Run:
         self.data = data
         self.errors: dict[str, str] = {}
         bindings = VariableBindings(program._for_variables, {**data, "params": constraint})
-        values = bindings.values
         for name, expression in program.variables:
             if expression.compile_error is not None:
                 self.errors[name] = f'composited variable "{name}" fails to compile: {expression.compile_error}'
                 continue
             try:
-                values[name] = program._for_variables.evaluate(expression.text, bindings.activation(expression.text))
+                bindings.add(name, program._for_variables.evaluate(expression.text, bindings.activation(expression.text)))
             except CelError as error:
                 self.errors[name] = f'composited variable "{name}" fails to evaluate: {self._why(expression.text, error)}'
-        self.values = values
-        self._activation = program._for_conditions.bind({**data, "variables": values}, normalise=False)
+        self.values = bindings.values
+        self._activation = program._for_conditions.bind({**data, "variables": self.values}, normalise=False)
 
     def _why(self, text: str, error: CelError) -> str:
         """The error, or the failed variable's own when that is what the expression tripped on."""
