@@ -112,16 +112,17 @@ def json_documents(text: str) -> Iterator[Any | YamlProblem]:
     opened: list[int] = []  # the lines of the open objects (0 for an open array)
     line, last = 1, 0
     for bracket in _JSON_BRACKET.finditer(stripped):
-        line += stripped.count("\n", last, bracket.start())
-        last = bracket.start()
-        if bracket.group() in "{[":
-            opened.append(line if bracket.group() == "{" else 0)
+        char, position = bracket.group(), bracket.start()
+        line += stripped.count("\n", last, position)
+        last = position
+        if char in "{[":
+            opened.append(line if char == "{" else 0)
             if len(opened) > MAX_DEPTH:
                 yield YamlProblem(line, f"nesting deeper than {MAX_DEPTH} levels")
                 return
         elif opened:  # unbalanced text is json's error to report
             start = opened.pop()
-            if bracket.group() == "}":
+            if char == "}":
                 lines.append(start)
     starts = iter(lines)
 
