@@ -7,15 +7,17 @@ the VAP emulator runs; the compiler itself never imports it.
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
+import yaml
 
 from compiler import ir, passes
 from compiler.dsl import PolicySet, Required, containers, exempt, param, pod, volumes
 from compiler.errors import UnsupportedError
-from compiler.lang.cel import CelLowering, CelSources, Lowered, literal
+from compiler.lang.cel import CelLowering, CelSources, Lowered, compile_error, environment, literal, literal_shape
 from conformance.engines.cel import CelEvaluator, to_cel
 
 
@@ -247,3 +249,60 @@ def test_field_names_cel_cannot_select_plainly_are_refused() -> None:
     check = containers().field("securityContext.namespace").present()
     with pytest.raises(UnsupportedError, match="'namespace' is not a plain CEL identifier"):
         CelLowering(resolve(check), "vap").lower_rule()
+
+
+# --- compile checks by literal shape ----------------------------------------------------------
+
+@pytest.mark.parametrize(("expression", "shape"), [
+    ('x == "a"', ('x == ""', {'"a"'})),
+    ("x.?name.orValue('') + \"b\\\"c\"", ('x.?name.orValue("") + ""', {"''", '"b\\"c"'})),
+    ('"http://a" == x', ('"" == x', {'"http://a"'})),
+    ('r"a" == x', None),            # raw string: its backslashes are no escapes
+    ('b"a" == x', None),            # bytes, not a string
+    ('"""a""" == x', None),         # triple quotes
+    ("x == 1 // note", None),       # a comment may hold quotes
+    ('"unclosed', None),
+    ('x == "' + "a" * 60_000 + '"', None),  # emptied, it would fall under the runtime's size limit
+])
+def test_literal_shape_empties_literals_only_where_the_scan_is_safe(expression: str, shape: tuple | None) -> None:
+    found = literal_shape(expression)
+    assert (found if found is None else (found[0], set(found[1]))) == shape
+
+
+def _compiles_whole(variables: tuple[str, ...], expression: str) -> bool:
+    try:
+        environment(variables).compile(expression)
+    except RuntimeError:
+        return False
+    return True
+
+
+_SCOPE = ("object", "oldObject", "request", "params", "namespaceObject", "variables", "authorizer", "exceptions")
+
+
+@pytest.mark.parametrize("expression", [
+    'object.metadata.name == "a"', 'object.metadata.name == "\\q"', 'object.metadata.name == "\\u00"',
+    '"a" + 1', "'a' + 2", '{"a": 1, "a": 2}', '"[".matches("(")', 'x == "a"', 'object.x[?"k"] == optional.of("")',
+    'r"\\q" == "a"', '"""a""" == "a"',
+])
+def test_compile_error_agrees_with_compiling_the_whole_expression(expression: str) -> None:
+    """Regexes, formats and timestamps in literals are not checked at compile time, which is what
+    lets expressions of one literal shape share a compile."""
+    assert (compile_error(_SCOPE, expression) is None) == _compiles_whole(_SCOPE, expression)
+    error = compile_error(_SCOPE, expression)
+    assert error is None or "ERROR" in error or "INVALID_ARGUMENT" in error
+
+
+def _expressions(value: object) -> list[str]:
+    if isinstance(value, dict):
+        return [e for k, v in value.items() for e in ([v] if k == "expression" and isinstance(v, str) else _expressions(v))]
+    return [e for v in value for e in _expressions(v)] if isinstance(value, list) else []
+
+
+def test_every_shipped_cel_expression_compiles_by_shape_as_it_does_whole() -> None:
+    out = Path(__file__).resolve().parent.parent / "out"
+    expressions = {e for folder in ("vap", "kyverno-vpol", "gatekeeper") for path in sorted((out / folder).rglob("*.yaml"))
+                   for document in yaml.safe_load_all(path.read_text(encoding="utf-8")) for e in _expressions(document)}
+    assert len(expressions) > 100
+    assert all(literal_shape(e) is not None for e in expressions)
+    assert all(compile_error(_SCOPE, e) is None and _compiles_whole(_SCOPE, e) for e in expressions)

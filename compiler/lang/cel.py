@@ -436,9 +436,59 @@ def environment(variables: tuple[str, ...]) -> cel.Env:
 
 @cache
 def compile_error(variables: tuple[str, ...], expression: str) -> str | None:
-    """Why `expression` does not compile in the CEL C++ runtime, or None; cached, as rules repeat expressions."""
+    """Why `expression` does not compile in the CEL C++ runtime, or None.
+
+    Expressions that differ only in their string literals (2,526 expressions of the generated
+    benchmark set have 169 shapes) compile alike: compiling parses and type-checks, and a
+    string literal is one STRING token of type string whatever it holds (regexes, formats and
+    timestamps inside literals are checked when a program runs, not here; tests pin this). So
+    an expression compiles when its shape does (every literal emptied) and each distinct
+    literal compiles on its own. Otherwise, or when the shape cannot be found safely, the
+    expression itself is compiled, which also gives the exact error."""
+    shape = literal_shape(expression)
+    if shape is not None and _compiles(variables, shape[0]) and all(_compiles((), text) for text in shape[1]):
+        return None
     try:
         environment(variables).compile(expression)
     except RuntimeError as error:
         return " ".join(str(error).split())
     return None
+
+
+@cache
+def _compiles(variables: tuple[str, ...], expression: str) -> bool:
+    try:
+        environment(variables).compile(expression)
+    except RuntimeError:
+        return False
+    return True
+
+
+# A quoted string literal with escapes, or a token that makes finding literals by pattern unsafe:
+# a comment, or a quote left unclosed.
+_LITERAL_SCAN = re.compile(r""""(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'|//|["']""")
+# The runtime refuses expressions over 100,000 code points; an emptied shape may fall under it.
+_SHAPE_MAX = 50_000
+
+
+def literal_shape(expression: str) -> tuple[str, frozenset[str]] | None:
+    """`expression` with every string literal emptied, and the literals; None when a literal could
+    be misread by this scan (raw, bytes or triple-quoted strings, comments)."""
+    if len(expression) > _SHAPE_MAX:
+        return None
+    pieces, literals, last = [], set(), 0
+    for match in _LITERAL_SCAN.finditer(expression):
+        token, start, end = match.group(), match.start(), match.end()
+        if len(token) < 2 or token[0] not in "\"'":
+            return None
+        if _touches(expression[start - 1:start]) or _touches(expression[end:end + 1]):
+            return None  # a prefix (r"", b"") or a quote beside the literal (""" ... """)
+        pieces.append(expression[last:start] + '""')
+        literals.add(token)
+        last = end
+    return "".join(pieces) + expression[last:], frozenset(literals)
+
+
+def _touches(beside: str) -> bool:
+    """Whether the character beside a literal would join it into another token."""
+    return beside != "" and (beside.isalnum() or beside in "_\"'")
