@@ -106,9 +106,10 @@ def compile_command(backends: tuple[str, ...], out_dir: Path, as_of: dt.date, po
             sys.exit(1)
         click.echo(f"{out_dir} is up to date ({len(files)} files, backends: {', '.join(chosen)})")
         return
-    write_atomically(out_dir, files, roots)
-    click.echo(f"wrote {len(files)} files to {out_dir} ({len(program.rules)} rules, "
-               f"{len(program.exemptions)} exemptions in force; backends: {', '.join(chosen)})")
+    done = f"wrote {len(files)} files to {out_dir}" if write_atomically(out_dir, files, roots) else \
+        f"{out_dir} was up to date ({len(files)} files), nothing written"
+    click.echo(f"{done} ({len(program.rules)} rules, {len(program.exemptions)} exemptions in force; "
+               f"backends: {', '.join(chosen)})")
 
 
 def parse_days(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:

@@ -50,14 +50,17 @@ def _read(path: Path) -> bytes:
 STAGING_THREADS = 8
 
 
-def write_atomically(out_dir: Path, files: dict[str, str], roots: list[str]) -> None:
-    """Replace the roots under out/ by their new content all together, or leave out/ as it was.
+def write_atomically(out_dir: Path, files: dict[str, str], roots: list[str]) -> bool:
+    """Replace the roots under out/ by their new content all together, or leave out/ as it was;
+    False when out/ already held exactly `files` (then nothing is touched, not even a file's time).
 
     Everything is written to a staging folder inside out/ first. The roots are then swapped in
     with renames (each old root moved aside first); if any rename fails, the ones already done
     are undone in reverse order, so out/ holds the old roots or the new ones, never a mix.
     Any failure is an InputError naming out/ and the reason.
     """
+    if _holds_exactly(out_dir, files, roots):
+        return False
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".kupe-staging-", dir=out_dir))
@@ -76,6 +79,23 @@ def write_atomically(out_dir: Path, files: dict[str, str], roots: list[str]) -> 
         raise InputError(f"cannot write the output folder, left as it was: {error.strerror or error}", str(out_dir)) from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    return True
+
+
+def _holds_exactly(out_dir: Path, files: dict[str, str], roots: list[str]) -> bool:
+    """Whether the roots under out/ are exactly `files`, each a plain file of its own (a symlink or
+    a file linked from elsewhere is replaced, as `_stage` would)."""
+    try:
+        existing = owned_files(out_dir, roots)
+        if existing.keys() != files.keys():
+            return False
+        for rel, path in existing.items():
+            found = os.lstat(path)
+            if not stat.S_ISREG(found.st_mode) or found.st_nlink != 1 or path.read_bytes() != files[rel].encode("utf-8"):
+                return False
+    except OSError:
+        return False  # the write reports what is wrong
+    return True
 
 
 def _stage(out_dir: Path, staging: Path, rel: str, text: str) -> None:

@@ -109,8 +109,9 @@ def _recompile(policies_dir: Path, out_dir: Path, as_of: dt.date) -> str:
     program, warnings = pipeline.build_program(policies_dir, as_of)
     warn(warnings)
     files = pipeline.compile_program(program, backends)
-    write_atomically(out_dir, files, pipeline.output_roots(backends))
-    return f"wrote {len(files)} files to {out_dir}"
+    if write_atomically(out_dir, files, pipeline.output_roots(backends)):
+        return f"wrote {len(files)} files to {out_dir}"
+    return f"{out_dir} was up to date ({len(files)} files), nothing written"
 
 
 @click.command("promote")
