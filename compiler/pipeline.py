@@ -74,19 +74,19 @@ def compile_backends(program: ir.Program, backends: list[str], *, workers: int |
     if workers is None:
         large = len(program.rules) + len(program.exemptions) >= PARALLEL_FROM
         workers = min(len(backends), os.cpu_count() or 1) if large else 1
-    files: dict[str, str] = {}
+    # The costliest first, so that no long compile starts last; results are merged in backend order.
+    registry = all_backends()
+    order = sorted(backends, key=lambda name: -registry[name].relative_cost)
     if workers > 1 and len(backends) > 1:
         # spawn, not fork: the native engines must not be copied mid-state into a child.
         with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            for part in pool.map(compile_backend, [program] * len(backends), backends):
-                files.update(part)
+            parts = dict(zip(order, pool.map(compile_backend, [program] * len(order), order)))
     else:
         # rego-cpp releases the GIL while it builds a bundle (a third of a small compile): a
-        # second thread compiles the next backend meanwhile. Results are taken in order.
+        # second thread compiles the next backend meanwhile.
         with ThreadPoolExecutor(max_workers=2) as threads:
-            for part in threads.map(functools.partial(compile_backend, program), backends):
-                files.update(part)
-    return files
+            parts = dict(zip(order, threads.map(functools.partial(compile_backend, program), order)))
+    return {path: text for name in backends for path, text in parts[name].items()}
 
 
 def output_roots(backends: list[str]) -> list[str]:

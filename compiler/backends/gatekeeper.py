@@ -192,6 +192,7 @@ def _exemption_note(exemption: ir.Exemption) -> str:
 class GatekeeperBackend(Backend):
     name = BACKEND
     title = "OPA Gatekeeper (ConstraintTemplate v1 + Constraint)"
+    relative_cost = 3
 
     def rule_files(self, rule: ir.ResolvedRule, program: ir.Program) -> dict[str, str]:
         refuse = Lowering(rule, self.name).unsupported

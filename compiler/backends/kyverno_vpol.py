@@ -93,6 +93,7 @@ def _expires_at(exemption: ir.Exemption) -> str:
 class KyvernoVpolBackend(Backend):
     name = BACKEND
     title = f"Kyverno {MIN_VERSION[:4]}+ ValidatingPolicy and PolicyException ({API_VERSION})"
+    relative_cost = 2
 
     def rule_files(self, rule: ir.ResolvedRule, program: ir.Program) -> dict[str, str]:
         lowering = _lowering(rule)

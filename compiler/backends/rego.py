@@ -28,6 +28,7 @@ def _payload(fields: dict[str, str]) -> str:
 class RegoBackend(Backend):
     name = "rego"
     title = "OPA / conftest (Rego v1)"
+    relative_cost = 3
 
     def rule_files(self, rule: ir.ResolvedRule, program: ir.Program) -> dict[str, str]:
         return {f"rego/{rule.id}.rego": render(
