@@ -18,6 +18,10 @@ from compiler.dsl import PolicySet
 REPO = Path(__file__).resolve().parent.parent
 AS_OF = dt.date(2026, 11, 1)
 
+# Every test checks every artifact: a remembered pass (compiler.proven) would skip the checks a
+# test patches or breaks. tests/test_proven.py turns remembering on in a folder of its own.
+os.environ["KUPE_POLICY_CACHE"] = "off"
+
 
 @pytest.fixture
 def project(tmp_path: Path) -> Iterator[Path]:

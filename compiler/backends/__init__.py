@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 
 import yaml
 
+from .. import proven
 from ..errors import ArtifactError, UnsupportedError
 from ..ir import Program, ResolvedRule
 from ..lang.docker import Platform
@@ -60,14 +61,20 @@ class Backend(ABC):
             Backend.registry[cls.name] = cls
 
     def compile(self, program: Program) -> dict[str, str]:
-        """Every artifact, parsed back and validated, keyed by path under out/; a refused rule raises."""
+        """Every artifact, parsed back and validated, keyed by path under out/; a refused rule raises.
+        Artifacts byte-identical to ones that passed the same checks before are not checked again
+        (`compiler.proven`)."""
         files: dict[str, str] = {}
         for rule in program.rules:
             if self.not_applicable(rule) is None:
                 files.update(self.rule_files(rule, program))
         files.update(self.program_files(program, files))
-        self.parse_back(files)
-        return dict(sorted(files.items()))
+        files = dict(sorted(files.items()))
+        pass_key = proven.key(type(self), files)
+        if not proven.known(pass_key):
+            self.parse_back(files)
+            proven.remember(pass_key)
+        return files
 
     @abstractmethod
     def rule_files(self, rule: ResolvedRule, program: Program) -> dict[str, str]:
