@@ -183,8 +183,23 @@ def test_workers_sharing_a_cache_take_each_others_verdicts_and_findings() -> Non
                if case.as_of is None and case.request.operation == "CREATE" and isinstance(case.object.get("metadata"), dict)]
     judged = [first.judge(Request.create(obj)) for obj in objects]
     assert first.evaluations and first.findings
+    first.flush()  # what a worker found reaches the others with its next question, or at the end of its share
     assert [second.judge(Request.create(obj)) for obj in objects] == judged
     assert second.evaluations == 0 and second.explainer().adapter._input is None, "nothing evaluated, nothing located"
+
+
+def test_a_worker_asks_the_shared_cache_only_for_keys_new_to_it_and_learns_the_others_entries() -> None:
+    from conformance.audit.shared import CacheClient, SharedCache
+
+    shared = SharedCache()
+    one, other = CacheClient(shared, "one"), CacheClient(shared, "other")
+    one.add({"a": 1})
+    assert other.known(["a"]) == {}, "an entry waits for its worker's next question"
+    assert one.known(["b"]) == {} and not one.pending
+    assert other.known(["b"]) == {"a": 1}, "every entry another worker added since, besides the keys asked for"
+    other.add({"b": 2})
+    assert other.flush() == {} and other.known([]) == {}
+    assert one.known([]) == {"b": 2} and one.known(["a"]) == {"a": 1}, "its own entries come back only when asked"
 
 
 def test_every_reference_says_what_it_reads_and_every_subject_where_its_items_live() -> None:

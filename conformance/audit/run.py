@@ -103,6 +103,7 @@ def _audit_files(files: list[Path]) -> Part:
         inputs.problems += problems
     inputs.docker = []  # judged here
     outcomes = [_judged(auditor, w) for w in inputs.workloads]
+    auditor.flush()
     inputs.workloads = [w.identity() for w in inputs.workloads]  # judged here: reports need only who and where
     return len(files), inputs, outcomes, auditor.evaluations - before
 

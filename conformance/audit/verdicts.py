@@ -27,6 +27,7 @@ says what it reads or fails loudly, never silently cached.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
@@ -39,7 +40,7 @@ from ..engines.decoding import Rejected
 from ..adapters.rego import RegoAdapter
 from .explain import Explainer, Finding
 from .model import Disagreement, Violation, Workload
-from .shared import SharedCache
+from .shared import CacheClient, SharedCache
 
 Verdicts = dict[str, str]  # rule id → deny | audit, for violated rules
 Outcome = Verdicts | str  # or the adapter's error
@@ -121,8 +122,9 @@ class VerdictKey:
         return json.dumps(key, sort_keys=True, default=repr)
 
 
-def _unknown(keys: dict[str, str], cache: dict[tuple[str, str], Any], shared: SharedCache | None) -> list[str]:
-    """The rules whose key `cache` lacks, after taking what other workers found for them (one round trip)."""
+def _unknown(keys: dict[str, str], cache: dict[tuple[str, str], Any], shared: CacheClient | None) -> list[str]:
+    """The rules whose key `cache` lacks, after taking what other workers found (one round trip, only
+    when some key is new here)."""
     new = [rule for rule, key in keys.items() if (rule, key) not in cache]
     if new and shared is not None:
         cache.update(shared.known([(rule, keys[rule]) for rule in new]))
@@ -157,7 +159,8 @@ class Auditor:
         # Where a rule's violations are depends on what its key reads and on the names of the items.
         self.finding_keys = {r.id: VerdictKey(_only(program, r), names=True) for r in program.rules} if cache else {}
         self.findings: dict[tuple[str, str], list[Finding]] = {}
-        self.shared_verdicts, self.shared_findings = shared or (None, None)
+        worker = (os.getpid(), id(self))
+        self.shared_verdicts, self.shared_findings = (CacheClient(cache, worker) for cache in shared) if shared else (None, None)
         self.evaluations = 0  # single-rule evaluations handed to the engines (each by every backend)
         self._explainer: Explainer | None = None
 
@@ -219,6 +222,12 @@ class Auditor:
                 self.shared_findings.add(fresh)
         return sorted((f for rule, key in keys.items() for f in self.findings[(rule, key)]),
                       key=lambda f: (f.rule, f.subject, f.field))
+
+    def flush(self) -> None:
+        """Hand what this worker evaluated and located to the others (at the end of each share of files)."""
+        for client, cache in ((self.shared_verdicts, self.cache), (self.shared_findings, self.findings)):
+            if client is not None:
+                cache.update(client.flush())
 
     def explainer(self) -> Explainer:
         """The reference lowering's violation entries locate violations (a Rego adapter, built once)."""
