@@ -158,25 +158,46 @@ def _expected(path: tuple[str | int, ...], wanted: str, value: Any) -> _Refused:
     return _Refused(path, f"expected {wanted}, got {_json_type(value)} {_shown(value)}")
 
 
+_ANY: dict[str, Any] = {}  # the schema of array items that declare none
+_PLANS: dict[tuple[int, str], tuple[dict[str, Any], dict[str, Any], str]] = {}
+
+
+def _plan(schema: dict[str, Any], version: str) -> tuple[dict[str, Any], str]:
+    """The schema with its $ref followed, and how a value of it decodes: found once per schema
+    (every object of a run decodes against the same few hundred), not once per field."""
+    key = (id(schema), version)
+    found = _PLANS.get(key)
+    if found is None or found[0] is not schema:
+        name, resolved = _resolve(schema, version)
+        if name == _QUANTITY:
+            how = "quantity"
+        elif name == _INT_OR_STRING:
+            how = "int-or-string"
+        else:  # the first type that applies, in this order
+            types = _types(resolved)
+            how = next((t for t in ("object", "array", "string", "boolean", "integer", "number") if t in types), "free-form")
+        found = _PLANS[key] = (schema, resolved, how)  # holds `schema`, so its id is not reused
+    return found[1], found[2]
+
+
 def _decode(value: Any, schema: dict[str, Any], path: tuple[str | int, ...], version: str) -> Any:
     """`value` (never None) decoded against `schema`; raises _Refused."""
-    name, schema = _resolve(schema, version)
-    if name == _QUANTITY:
+    schema, how = _plan(schema, version)
+    if how == "quantity":
         return _quantity(value, path)
-    if name == _INT_OR_STRING:
+    if how == "int-or-string":
         if isinstance(value, str):
             return value
         return _integer(value, "int32", path, "an integer or a string")
-    types = _types(schema)
-    if "object" in types:
+    if how == "object":
         return _object(value, schema, path, version)
-    if "array" in types:
+    if how == "array":
         if not isinstance(value, list):
             raise _expected(path, "an array", value)
-        items = schema.get("items") or {}
+        items = schema.get("items") or _ANY
         return [_decode(item, items, (*path, index), version) if item is not None else _zero(items, version)
                 for index, item in enumerate(value)]
-    if "string" in types:
+    if how == "string":
         if isinstance(value, dt.datetime):
             return (value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)).isoformat().replace("+00:00", "Z")
         if isinstance(value, dt.date):
@@ -184,13 +205,13 @@ def _decode(value: Any, schema: dict[str, Any], path: tuple[str | int, ...], ver
         if not isinstance(value, str):
             raise _expected(path, "a string", value)
         return value
-    if "boolean" in types:
+    if how == "boolean":
         if not isinstance(value, bool):
             raise _expected(path, "a boolean", value)
         return value
-    if "integer" in types:
+    if how == "integer":
         return _integer(value, schema.get("format", "int64"), path, "an integer")
-    if "number" in types:
+    if how == "number":
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             raise _expected(path, "a number", value)
         return value
