@@ -49,12 +49,15 @@ _OTHER = "\0other"  # a namespace or name no exemption names (cannot be a Kubern
 
 def _walk(value: Any, path: tuple[str, ...]) -> tuple[Any, ...]:
     """The value at `path`, or exactly where and on what the walk stopped."""
-    for depth, part in enumerate(path):
+    depth = 0
+    for part in path:
         if not isinstance(value, dict):
             return ("stop", depth, value)
-        if part not in value:
+        try:
+            value = value[part]
+        except KeyError:
             return ("missing", depth)
-        value = value[part]
+        depth += 1
     return ("value", value)
 
 
@@ -90,6 +93,10 @@ class VerdictKey:
         if names:
             for paths in self.list_paths.values():
                 paths.add(("name",))
+        # In a fixed order, sorted once: a key is derived for every rule of every object.
+        self.labels = sorted(self.label_values.items())
+        self.pod_order = sorted(self.pod_paths)
+        self.list_order = [(where, sorted(paths)) for where, paths in sorted(self.list_paths.items())]
 
     @staticmethod
     def _selected(obj: dict[str, Any], path: tuple[str, ...], known: set[str]) -> tuple[Any, ...]:
@@ -98,25 +105,25 @@ class VerdictKey:
             return ("value", _OTHER)
         return walked
 
-    def _items(self, spec: dict[str, Any], field: str, paths: set[tuple[str, ...]]) -> tuple[Any, ...]:
+    @staticmethod
+    def _items(spec: dict[str, Any], field: str, ordered: list[tuple[str, ...]]) -> tuple[Any, ...]:
         walked = _walk(spec, (field,))
         if walked[0] != "value" or not isinstance(walked[1], list):
             return walked
-        ordered = sorted(paths)
         return tuple(tuple(_walk(item, p) for p in ordered) if isinstance(item, dict) else ("item", item) for item in walked[1])
 
     def __call__(self, obj: dict[str, Any]) -> str:
         key: list[Any] = [obj.get("apiVersion"), obj.get("kind"),
                           self._selected(obj, ("metadata", "namespace"), self.namespaces),
                           self._selected(obj, ("metadata", "name"), self.names),
-                          [self._selected(obj, ("metadata", "labels", k), v) for k, v in sorted(self.label_values.items())]]
+                          [self._selected(obj, ("metadata", "labels", k), v) for k, v in self.labels]]
         target = POD_TARGETS.get(str(obj.get("kind")))
         if target is not None:
             spec = _walk(obj, target.pod_spec_path)
             if spec[0] == "value" and isinstance(spec[1], dict):
                 pod = spec[1]
-                key.append([_walk(pod, p) for p in sorted(self.pod_paths)])
-                key.append([self._items(pod, where, paths) for where, paths in sorted(self.list_paths.items())])
+                key.append([_walk(pod, p) for p in self.pod_order])
+                key.append([self._items(pod, where, paths) for where, paths in self.list_order])
             else:
                 key.append(spec)
         return json.dumps(key, sort_keys=True, default=repr)
