@@ -83,7 +83,7 @@ def main() -> None:
             warm = folder / "proven"
             timed_compile(folder, True, warm)  # fills Jinja's cache and the remembered passes
             for state, compile_once in (("cold", cold_compile),
-                                        ("warm", lambda workdir, fresh: timed_compile(workdir, fresh, warm))):
+                                        ("warm", lambda workdir, fresh, cache=warm: timed_compile(workdir, fresh, cache))):
                 for out in ("fresh out/", "out/ up to date"):
                     best = min(compile_once(folder, out == "fresh out/") for _ in range(3))
                     verdict = "ok" if best < target else "SLOW"

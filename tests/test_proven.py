@@ -6,12 +6,12 @@ import os
 from pathlib import Path
 
 import pytest
+from conftest import program
 
 from compiler import proven
 from compiler.backends.rego import RegoBackend
 from compiler.dsl import Required, containers, exempt
 from compiler.errors import ArtifactError
-from conftest import program
 
 
 def _rule(ps) -> None:  # type: ignore[no-untyped-def]
