@@ -83,19 +83,18 @@ def write_atomically(out_dir: Path, files: dict[str, str], roots: list[str]) -> 
 
 
 def _holds_exactly(out_dir: Path, files: dict[str, str], roots: list[str]) -> bool:
-    """Whether the roots under out/ are exactly `files`, each a plain file of its own (a symlink or
-    a file linked from elsewhere is replaced, as `_stage` would)."""
+    """Whether the roots under out/ are exactly `files`, each a file of out/'s own (a symlink or a
+    file linked from elsewhere is replaced, as `_stage` would)."""
     try:
-        existing = owned_files(out_dir, roots)
-        if existing.keys() != files.keys():
-            return False
-        for rel, path in existing.items():
-            found = os.lstat(path)
-            if not stat.S_ISREG(found.st_mode) or found.st_nlink != 1 or path.read_bytes() != files[rel].encode("utf-8"):
-                return False
-    except OSError:
+        return not stale(out_dir, files, roots) and all(_own_plain_file(out_dir / rel) for rel in files)
+    except (OSError, InputError):
         return False  # the write reports what is wrong
-    return True
+
+
+def _own_plain_file(path: Path) -> bool:
+    """A regular file (not a symlink) with no other link: safe to keep, or to hard-link into out/."""
+    found = os.lstat(path)
+    return stat.S_ISREG(found.st_mode) and found.st_nlink == 1
 
 
 def _stage(out_dir: Path, staging: Path, rel: str, text: str) -> None:
@@ -105,8 +104,7 @@ def _stage(out_dir: Path, staging: Path, rel: str, text: str) -> None:
     data = text.encode("utf-8")
     current, target = out_dir / rel, staging / rel
     try:
-        found = os.lstat(current)
-        if stat.S_ISREG(found.st_mode) and found.st_nlink == 1 and current.read_bytes() == data:
+        if _own_plain_file(current) and current.read_bytes() == data:
             os.link(current, target)
             return
     except OSError:

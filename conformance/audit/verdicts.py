@@ -74,29 +74,29 @@ class VerdictKey:
         exemptions = program.exemptions
         self.namespaces = {n for e in exemptions for n in e.namespaces} | {n for r in program.rules for n in r.enforced_in}
         self.names = {n for e in exemptions for n in e.names}
-        self.label_values: dict[str, set[str]] = {}
+        label_values: dict[str, set[str]] = {}
         for exemption in exemptions:
             for k, v in exemption.labels:
-                self.label_values.setdefault(k, set()).add(v)
-        self.pod_paths: set[tuple[str, ...]] = set()
-        self.list_paths: dict[str, set[tuple[str, ...]]] = {}  # pod spec list (containers, volumes, ...) → item paths
+                label_values.setdefault(k, set()).add(v)
+        pod_paths: set[tuple[str, ...]] = set()
+        list_paths: dict[str, set[tuple[str, ...]]] = {}  # pod spec list (containers, volumes, ...) → item paths
         for rule in program.rules:
             for check in rule.rule.checks:
                 for where, path in check.reads():
                     if where == "pod":
-                        self.pod_paths.add(path)
+                        pod_paths.add(path)
                     else:
-                        self.list_paths.setdefault(where, set()).add(path)
+                        list_paths.setdefault(where, set()).add(path)
         if any(e.containers for e in exemptions):  # then exemptions read container names
             for where in ir.CONTAINER_LISTS:
-                self.list_paths.setdefault(where, set()).add(("name",))
+                list_paths.setdefault(where, set()).add(("name",))
         if names:
-            for paths in self.list_paths.values():
+            for paths in list_paths.values():
                 paths.add(("name",))
         # In a fixed order, sorted once: a key is derived for every rule of every object.
-        self.labels = sorted(self.label_values.items())
-        self.pod_order = sorted(self.pod_paths)
-        self.list_order = [(where, sorted(paths)) for where, paths in sorted(self.list_paths.items())]
+        self.labels = sorted(label_values.items())
+        self.pod_order = sorted(pod_paths)
+        self.list_order = [(where, sorted(paths)) for where, paths in sorted(list_paths.items())]
 
     @staticmethod
     def _selected(obj: dict[str, Any], path: tuple[str, ...], known: set[str]) -> tuple[Any, ...]:
