@@ -74,9 +74,11 @@ def test_template_names_kind_and_rego_form() -> None:
     assert "package kuperestrictaddedcapabilities\n" in rego
     assert "import rego.v1" not in rego
     assert 'violation contains {"msg": msg, "details": {"rule": rule_id' in rego
-    assert "request := input.review" in rego and "resource := request.object" in rego
-    assert "old_resource := request.oldObject" in rego
-    assert "namespace := kupe.namespace(request, resource)" in rego
+    (lib,) = target["libs"]
+    assert "request := input.review" in lib and "resource := request.object" in lib
+    assert "old_resource := request.oldObject" in lib
+    assert "pod_spec := kupe.pod_spec(kupe.resource, kinds)" in rego
+    assert "old_pod_spec := kupe.pod_spec(kupe.old_resource, kinds)" in rego
     prepare_v0(rego)  # Gatekeeper's v0 parse: every v1 keyword imported from future.keywords
 
 

@@ -237,7 +237,7 @@ class GatekeeperBackend(Backend):
             target=TARGET,
             rego=Safe(render("gatekeeper/violation.rego.j2", **module_context(rule, self.name, constraint_template(rule.id), _payload),
                              keywords=[Safe(k) for k in FUTURE_KEYWORDS], param_names=[name for name, _ in rule.rule.params])),
-            lib=Safe(library([f"import future.keywords.{k}" for k in FUTURE_KEYWORDS])),
+            lib=Safe(library([f"import future.keywords.{k}" for k in FUTURE_KEYWORDS], "gatekeeper/_request.rego.j2")),
             cel_variables=cel_variables,
             cel_validations=cel_validations,
         )

@@ -42,7 +42,7 @@ class RegoBackend(Backend):
     def program_files(self, program: ir.Program, files: dict[str, str]) -> dict[str, str]:
         """The shared helpers and `package main`; no kustomization (OPA reads Rego, not Kubernetes objects)."""
         return {
-            f"rego/{LIBRARY_PATH}": library(["import rego.v1"]),
+            f"rego/{LIBRARY_PATH}": library(["import rego.v1"], "rego/_request.rego.j2"),
             "rego/main.rego": render("rego/main.rego.j2", sources=program_sources(program),
                                      entries=[entry for rule in program.rules for entry in _entries(rule)]),
         }

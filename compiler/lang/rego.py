@@ -3,7 +3,8 @@
 The emitted Rego uses only keywords that parse alike in Rego v1 and in Rego v0 with
 `future.keywords` imports (`if`, `contains`, `in`, `every`), so one lowering serves both.
 The helpers live once in `package lib.kupe` (templates/rego/lib.rego.j2); a rule module imports
-`data.lib.kupe`, defines `resource`, `namespace`, `params`, `waivers`, `widenings`, includes
+`data.lib.kupe` (which also holds the request, its namespace and workload: the dialect reads
+them from its own input), defines `params`, `waivers`, `widenings`, includes
 `rego/_logic.rego.j2`, and gets its per-check code from this module.
 """
 
@@ -15,7 +16,7 @@ from collections.abc import Callable
 import regopy
 from dataclasses import dataclass
 
-from .. import describe, ir
+from .. import describe, ir, passes
 from ..errors import ArtifactError
 from ..lowering import Lowering
 from ..render import Safe, render, rule_context
@@ -42,30 +43,29 @@ def exemption_data(exemption: ir.Exemption) -> dict[str, object]:
     }
 
 
-def pod_spec_paths(rule: ir.ResolvedRule) -> dict[str, dict[str, object]]:
-    """`pod_spec_paths` of templates/rego/_logic.rego.j2: where each target kind keeps its pod spec."""
-    return {t.kind: {"group": t.group, "path": list(t.pod_spec_path)} for t in rule.targets}
-
-
-def judged_subresources(rule: ir.ResolvedRule) -> list[str]:
-    """`judged_subresources` of templates/rego/_logic.rego.j2: "" (the object itself) and those that add containers."""
-    return sorted({"", *(s for t in rule.targets for s in t.subresources)})
+def pod_spec_targets() -> dict[str, dict[str, object]]:
+    """`pod_spec_targets` of templates/rego/lib.rego.j2: where each workload kind keeps its pod spec,
+    and the subresources whose requests add containers (every kind a rule can judge)."""
+    return {t.kind: {"group": t.group, "path": list(t.pod_spec_path), "subresources": list(t.subresources)}
+            for t in sorted(passes.POD_TARGETS.values(), key=lambda t: t.kind)}
 
 
 def module_context(rule: ir.ResolvedRule, backend: str, package: str, payload: Payload) -> dict[str, object]:
     """What every dialect's rule module template reads (the Rego backend's, Gatekeeper's)."""
     return dict(
-        **rule_context(rule), enforced_in=sorted(rule.enforced_in), package=Safe(package), fix=rule.rule.fix, pod_spec_paths=pod_spec_paths(rule),
-        judged_subresources=judged_subresources(rule), checks=Safe(RegoLowering(rule, backend).lower_rule(payload)),
+        **rule_context(rule), enforced_in=sorted(rule.enforced_in), package=Safe(package), fix=rule.rule.fix, kinds=[t.kind for t in rule.targets],
+        checks=Safe(RegoLowering(rule, backend).lower_rule(payload)),
     )
 
 
 LIBRARY_PATH = "lib/kupe.rego"
 
 
-def library(imports: list[str]) -> str:
-    """The shared helpers, `package lib.kupe`, headed by the dialect's import lines."""
-    return render("rego/lib.rego.j2", imports=[Safe(line) for line in imports], default_namespace=ir.DEFAULT_NAMESPACE)
+def library(imports: list[str], request_template: str) -> str:
+    """The shared helpers, `package lib.kupe`, headed by the dialect's import lines; the dialect's
+    `request` rule comes from `request_template`."""
+    return render("rego/lib.rego.j2", imports=[Safe(line) for line in imports], request_template=request_template,
+                  default_namespace=ir.DEFAULT_NAMESPACE, pod_spec_targets=pod_spec_targets())
 
 
 def compile_check(modules: dict[str, str], entrypoints: list[str]) -> None:
@@ -188,8 +188,8 @@ class RegoLowering(Lowering):
     def _violation(self, payload: Payload, check: ir.Check, index: int, name: str, message: str) -> str:
         """The rule for the subjects failing check `index`, each named `name` ("" for the pod spec)."""
         subject = f"some {name} in" if name != '""' else f"{name} in"
-        lines = ["judged", f"{subject} failing_{index}(pod_spec, workload)",
-                 f"not {name} in failing_{index}(old_pod_spec, workload)", f"msg := {message}"]
+        lines = ["kupe.judged(kinds)", f"{subject} failing_{index}(pod_spec, kupe.workload)",
+                 f"not {name} in failing_{index}(old_pod_spec, kupe.workload)", f"msg := {message}"]
         ref = check.predicate.ref
         fields = {"msg": "msg", "check": str(index), "field": literal(".".join(ref.container_path if isinstance(ref, ir.EffectiveRef) else ref.path)),
                   "container": name if name == "container" else "null", **({"volume": name} if name == "volume" else {})}

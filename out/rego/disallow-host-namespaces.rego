@@ -19,37 +19,14 @@ waivers := [{"allow": {}, "containers": [], "id": "system-namespaces", "labels":
 
 widenings := []
 
-# The request: an AdmissionReview's (OPA as an admission webhook), or a manifest, judged as its creation (conftest).
-request := input.request if {
-	input.kind == "AdmissionReview"
-} else := {"operation": "CREATE", "object": input}
+# The workload kinds this rule judges (where each keeps its pod spec: lib.kupe's pod_spec_targets).
+kinds := ["Pod", "Deployment", "ReplicaSet", "StatefulSet", "DaemonSet", "Job", "CronJob", "ReplicationController"]
 
-# The request (docs/semantics.md, Requests): what it admits, what it replaced, and in which namespace.
-resource := request.object
-
-old_resource := request.oldObject
-
-namespace := kupe.namespace(request, resource)
-
-# Judged: a creation or an update of the object itself or of the subresources that add
-# containers; never a DELETE or another subresource (status, scale, exec, ...).
-judged_subresources := ["", "ephemeralcontainers"]
-
-judged if {
-	object.get(request, "operation", "") != "DELETE"
-	object.get(request, "subResource", "") in judged_subresources
-}
-
-# Where each workload kind keeps its pod spec; other kinds have none and never violate.
-pod_spec_paths := {"CronJob": {"group": "batch", "path": ["spec", "jobTemplate", "spec", "template", "spec"]}, "DaemonSet": {"group": "apps", "path": ["spec", "template", "spec"]}, "Deployment": {"group": "apps", "path": ["spec", "template", "spec"]}, "Job": {"group": "batch", "path": ["spec", "template", "spec"]}, "Pod": {"group": "", "path": ["spec"]}, "ReplicaSet": {"group": "apps", "path": ["spec", "template", "spec"]}, "ReplicationController": {"group": "", "path": ["spec", "template", "spec"]}, "StatefulSet": {"group": "apps", "path": ["spec", "template", "spec"]}}
-
-pod_spec := kupe.pod_spec(resource, pod_spec_paths)
-
-workload := kupe.workload(resource, namespace)
+pod_spec := kupe.pod_spec(kupe.resource, kinds)
 
 # On an UPDATE, the object it replaces: a subject that failed a check there too, under the
 # exemptions that select the object, is no new violation.
-old_pod_spec := kupe.pod_spec(old_resource, pod_spec_paths)
+old_pod_spec := kupe.pod_spec(kupe.old_resource, kinds)
 
 # Check 0, the pod spec: hostNetwork must not be true
 ok_0(x, _, _) if {
@@ -70,9 +47,9 @@ failing_0(spec, wl) := {"" |
 }
 
 violation contains {"msg": msg, "rule": rule_id, "level": level, "fix": fix, "check": 0, "field": "hostNetwork", "container": null} if {
-	judged
-	"" in failing_0(pod_spec, workload)
-	not "" in failing_0(old_pod_spec, workload)
+	kupe.judged(kinds)
+	"" in failing_0(pod_spec, kupe.workload)
+	not "" in failing_0(old_pod_spec, kupe.workload)
 	msg := sprintf("%v: %v. Fix: %v", [rule_id, "hostNetwork must not be true", fix])
 }
 
@@ -95,9 +72,9 @@ failing_1(spec, wl) := {"" |
 }
 
 violation contains {"msg": msg, "rule": rule_id, "level": level, "fix": fix, "check": 1, "field": "hostPID", "container": null} if {
-	judged
-	"" in failing_1(pod_spec, workload)
-	not "" in failing_1(old_pod_spec, workload)
+	kupe.judged(kinds)
+	"" in failing_1(pod_spec, kupe.workload)
+	not "" in failing_1(old_pod_spec, kupe.workload)
 	msg := sprintf("%v: %v. Fix: %v", [rule_id, "hostPID must not be true", fix])
 }
 
@@ -120,9 +97,9 @@ failing_2(spec, wl) := {"" |
 }
 
 violation contains {"msg": msg, "rule": rule_id, "level": level, "fix": fix, "check": 2, "field": "hostIPC", "container": null} if {
-	judged
-	"" in failing_2(pod_spec, workload)
-	not "" in failing_2(old_pod_spec, workload)
+	kupe.judged(kinds)
+	"" in failing_2(pod_spec, kupe.workload)
+	not "" in failing_2(old_pod_spec, kupe.workload)
 	msg := sprintf("%v: %v. Fix: %v", [rule_id, "hostIPC must not be true", fix])
 }
 
