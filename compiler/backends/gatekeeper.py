@@ -237,7 +237,7 @@ class GatekeeperBackend(Backend):
             target=TARGET,
             rego=Safe(render("gatekeeper/violation.rego.j2", **module_context(rule, self.name, constraint_template(rule.id), _payload),
                              keywords=[Safe(k) for k in FUTURE_KEYWORDS], param_names=[name for name, _ in rule.rule.params])),
-            lib=Safe(library([f"import future.keywords.{k}" for k in FUTURE_KEYWORDS], "gatekeeper/_request.rego.j2")),
+            lib=_library(),
             cel_variables=cel_variables,
             cel_validations=cel_validations,
         )
@@ -273,6 +273,12 @@ class GatekeeperBackend(Backend):
                 check_schema(constraints_path, constraint, _validator("Constraint"))
                 _check_pair(constraints_path, templates[0], constraint)
         _compile_rego(compiled)
+
+
+@cache
+def _library() -> Safe:
+    """The shared Rego every template carries in its `libs` (the same text in each: rendered once)."""
+    return Safe(library([f"import future.keywords.{k}" for k in FUTURE_KEYWORDS], "gatekeeper/_request.rego.j2"))
 
 
 # --- parse back: every artifact as Gatekeeper and kubectl would read it -----------------------
