@@ -91,6 +91,8 @@ _YAML_WORDS = {"y", "n", "yes", "no", "on", "off", "true", "false", "null"}
 def _scalar(value: object) -> str:
     """A YAML scalar (or an empty container): plain when unambiguous, else JSON, which YAML 1.1
     mostly reads back alike."""
+    if type(value) is str:  # most scalars: skip the type search below
+        return _read_back_scalar(str, value)
     if isinstance(value, (dict, list)) and not value:
         return "{}" if isinstance(value, dict) else "[]"
     return _read_back_scalar(next((t for t in (bool, int, float, str) if isinstance(value, t)), type(value)), value)
