@@ -148,6 +148,7 @@ def environment() -> jinja2.Environment:
         # Jinja's per-user folder under the system temporary directory: compiling them took a
         # fifth of a compile of the shipped policies.
         bytecode_cache=jinja2.FileSystemBytecodeCache(),
+        auto_reload=False,  # templates do not change during a run: no stat per render
         undefined=jinja2.StrictUndefined,
         finalize=_finalize,
         autoescape=False,

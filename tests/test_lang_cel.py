@@ -107,6 +107,11 @@ def test_each_predicate_lowers_to_one_condition(check: ir.Check, expected: str) 
 def test_literals_are_ascii_cel_and_escape_quotes() -> None:
     assert literal(['a"b\\c', "é\n😀"]) == r'["a\"b\\c", "\u00e9\u000a\U0001f600"]'
     assert (literal(True), literal(0)) == ("true", "0")
+    # Every character alone and beside a plain one: printable ASCII stays, `"` and `\` are escaped, the rest is \u/\U.
+    for code in [*range(0x250), 0x2028, 0xFFFF, 0x1F600]:
+        c = chr(code)
+        expected = "\\" + c if c in '"\\' else c if " " <= c <= "~" else f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
+        assert literal(c) == f'"{expected}"' and literal("a" + c) == f'"a{expected}"', hex(code)
 
 
 def test_sources_are_configurable_for_gatekeeper() -> None:

@@ -52,8 +52,14 @@ def literal(value: ir.Scalar | list[str]) -> str:
     if isinstance(value, int):
         return str(value)
     if isinstance(value, str):
+        if _NO_ESCAPES.fullmatch(value):
+            return f'"{value}"'
         return '"' + "".join(_char(c) for c in value) + '"'
     return "[" + ", ".join(literal(item) for item in value) + "]"
+
+
+# Printable ASCII but `"` and `\`: the characters `_char` leaves as they are.
+_NO_ESCAPES = re.compile(r'[ !#-\[\]-~]*')
 
 
 def _char(c: str) -> str:
