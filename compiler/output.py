@@ -6,6 +6,7 @@ import os
 import shutil
 import stat
 import tempfile
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -20,8 +21,23 @@ def owned_files(out_dir: Path, roots: list[str]) -> dict[str, Path]:
         if path.is_file():
             found[root] = path
         elif path.is_dir():
-            found.update({p.relative_to(out_dir).as_posix(): p for p in path.rglob("*") if p.is_file()})
+            found.update((f"{root}/{rel}", path / rel) for rel in _files_under(str(path)))
     return found
+
+
+def _files_under(folder: str, prefix: str = "") -> Iterator[str]:
+    """The files under `folder` (a link to a file counts), relative to it; links to folders are not
+    followed and unreadable folders are skipped, as `Path.rglob` does. One `scandir` per folder: a
+    stat per file made listing 5,000 files cost 0.15 s."""
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return
+    for entry in entries:
+        if entry.is_dir(follow_symlinks=False):
+            yield from _files_under(entry.path, f"{prefix}{entry.name}/")
+        elif entry.is_file():
+            yield prefix + entry.name
 
 
 def stale(out_dir: Path, files: dict[str, str], roots: list[str]) -> list[str]:

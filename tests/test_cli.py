@@ -198,3 +198,20 @@ def test_an_out_that_holds_exactly_the_files_is_left_untouched_unless_a_file_is_
     assert not (out / "rego/b.rego").is_symlink()
     assert snapshot(out) == {rel: text.encode() for rel, text in files.items()}
     assert write_atomically(out, {"rego/a.rego": "package a\n"}, ["rego"]) and not (out / "rego/b.rego").exists()
+
+
+def test_stale_sees_every_file_under_the_roots_but_not_through_a_linked_folder(tmp_path: Path) -> None:
+    """Nested files and links to files count; a link to a folder is not followed, a missing file is named."""
+    from compiler.output import stale
+
+    out, elsewhere = tmp_path / "out", tmp_path / "elsewhere"
+    (out / "rego/lib/deep").mkdir(parents=True)
+    (elsewhere / "inside").mkdir(parents=True)
+    (elsewhere / "inside/x.rego").write_text("x")
+    (out / "rego/lib/deep/kupe.rego").write_text("kupe")
+    (out / "rego/stray.rego").write_text("stray")
+    (out / "rego/linked.rego").symlink_to(elsewhere / "inside/x.rego")
+    (out / "rego/folder").symlink_to(elsewhere / "inside")
+    (out / "POLICIES.md").write_text("catalog")
+    files = {"rego/lib/deep/kupe.rego": "kupe", "rego/linked.rego": "x", "rego/main.rego": "main", "POLICIES.md": "catalog"}
+    assert stale(out, files, ["rego", "POLICIES.md", "vap"]) == ["rego/main.rego (missing)", "rego/stray.rego (no longer generated)"]
