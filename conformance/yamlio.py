@@ -27,11 +27,10 @@ from typing import Any
 import yaml
 
 from compiler.errors import InputError
-from compiler.render import construct_plain
+from compiler.render import SafeLoader, construct_plain
 
 MAX_DEPTH = 200  # Kubernetes objects nest a few dozen levels; CRD schemas perhaps a hundred
 MAX_NODES = 1_000_000  # per document, aliases expanded
-_BASE = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _DOCUMENT_MARKER = re.compile(r"^(---|\.\.\.)(?=\s|$)", re.MULTILINE)
 
 
@@ -41,7 +40,7 @@ class LineDict(dict):
     line: int = 0
 
 
-class _LineLoader(_BASE):  # type: ignore[misc,valid-type]
+class _LineLoader(SafeLoader):
     """Safe construction (no arbitrary objects) whose mappings are LineDicts; `offset` is the line
     the loaded text starts at in its file."""
 
@@ -175,7 +174,7 @@ def _checked_node(loader: _LineLoader, chunk: str, offset: int) -> yaml.Node:
 def _check_depth(chunk: str, offset: int) -> None:
     """Nesting depth from libyaml's event stream (iterative, so no depth can crash it)."""
     depth = 0
-    for event in yaml.parse(chunk, Loader=_BASE):
+    for event in yaml.parse(chunk, Loader=SafeLoader):
         if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
             depth += 1
             if depth > MAX_DEPTH:

@@ -172,6 +172,32 @@ def test_cached_verdicts_and_findings_equal_engine_ones_on_the_conformance_cases
     assert cached.findings, "violations were located through the finding cache"
 
 
+def test_a_projection_keeps_exactly_what_a_key_reads() -> None:
+    """The explainer is given an object's projection, and rule keys are taken of it: each key of the
+    projection is the object's, and every shape of a read path (a value, null, missing, a value
+    that is no mapping or no list where the path goes on) keeps a key of its own."""
+    from conformance.audit.verdicts import VerdictKey, _only
+
+    program, _ = pipeline.build_program(REPO / "policies", dt.date(2026, 11, 1))
+    whole = VerdictKey(program, names=True)
+    keys = [VerdictKey(_only(program, rule), names=names) for rule in program.rules for names in (False, True)]
+    objects = [case.object for case in load_cases() if isinstance(case.object, dict)]
+    for obj in objects:
+        projection = whole.project(obj)
+        assert all(key(projection) == key(obj) for key in keys), obj
+    shapes = [{"name": "app", "securityContext": shape} for shape in
+              ({"runAsNonRoot": True}, {"runAsNonRoot": None}, {}, "x", None, ["x"])] + [{"name": "app"}, "app"]
+    pods = [{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": [c]}} for c in shapes]
+    pods += [{"apiVersion": "v1", "kind": "Pod", "spec": {"containers": value}} for value in (None, "x", {}, [])]
+    run_as_non_root = VerdictKey(_only(program, next(r for r in program.rules if r.id == "run-as-non-root")))
+    assert len({run_as_non_root(pod) for pod in pods}) == len(pods)
+    for pod in pods:
+        one, other = ({"name": name, "namespace": namespace, "labels": {"team": name}} for name, namespace in (("a", "web"), ("b", "api")))
+        assert run_as_non_root(dict(pod, metadata=one)) == run_as_non_root(dict(pod, metadata=other)), \
+            "names, namespaces and label values that nothing selects are one"
+        assert run_as_non_root(dict(pod, metadata=one)) != run_as_non_root(dict(pod, metadata=dict(one, namespace="kube-system")))
+
+
 def test_workers_sharing_a_cache_take_each_others_verdicts_and_findings() -> None:
     """What one worker evaluated, another takes from the shared cache instead of evaluating it again."""
     from conformance.audit.shared import SharedCache

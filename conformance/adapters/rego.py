@@ -96,11 +96,15 @@ class RegoAdapter(Adapter):
         review = {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": admission_request(request)}
         return self._query(review, rules)
 
+    def manifest_violations(self, obj: dict[str, Any], rules: Collection[str] | None = None) -> list[tuple[str, dict[str, Any]]]:
+        """`violations` of the object's creation, as conftest sees the manifest."""
+        return self._query(obj, rules)
+
     def evaluate(self, request: Request, rules: Collection[str] | None = None) -> dict[str, str]:
         """The request's verdicts; a CREATE also as conftest sees the manifest, which must give the same."""
         as_review = _verdicts(self.violations(request, rules))
         if self.equivalences and request.operation == "CREATE" and not request.subresource:
-            as_manifest = _verdicts(self._query(request.subject, rules))
+            as_manifest = _verdicts(self.manifest_violations(request.subject, rules))
             if as_manifest != as_review:
                 raise AdapterError(f"manifest input gives {as_manifest}, AdmissionReview input gives {as_review}")
         return as_review

@@ -21,6 +21,7 @@ from ..adapters import AdapterError, Request
 from ..adapters.rego import RegoAdapter
 
 _VERDICT = {"deny": "deny", "audit": "audit"}
+Entry = tuple[str, dict[str, Any]]  # a verdict (deny | audit) and a violation entry of the reference lowering
 
 
 @dataclass(frozen=True)
@@ -45,11 +46,22 @@ class Explainer:
     def findings(self, request: Request, rules: Collection[str] | None = None) -> list[Finding]:
         """Every violation entry of the request (of `rules`; None: all), located; an engine failure leaves no findings."""
         try:
-            entries = self.adapter.violations(request, rules)
+            return self.located(request.subject, self.adapter.violations(request, rules))
         except AdapterError:
             return []
-        return sorted({self._finding(request.subject, verdict, entry) for verdict, entry in entries
-                       if entry.get("rule") in self.rules}, key=lambda f: (f.rule, f.subject, f.field))
+
+    def entries(self, manifest: dict[str, Any], rules: Collection[str]) -> list[Entry]:
+        """The violation entries of `rules` for a manifest's creation (what `located` reads), as conftest
+        sees it; none when the engine fails."""
+        try:
+            return [(verdict, entry) for verdict, entry in self.adapter.manifest_violations(manifest, rules) if entry.get("rule") in rules]
+        except AdapterError:
+            return []
+
+    def located(self, obj: dict[str, Any], entries: list[Entry]) -> list[Finding]:
+        """The entries, each located in `obj`."""
+        return sorted({self._finding(obj, verdict, entry) for verdict, entry in entries if entry.get("rule") in self.rules},
+                      key=lambda f: (f.rule, f.subject, f.field))
 
     def _finding(self, obj: dict[str, Any], verdict: str, entry: dict[str, Any]) -> Finding:
         rule = self.rules[entry["rule"]]

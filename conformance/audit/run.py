@@ -19,9 +19,8 @@ from .docker import DockerJudge
 from .model import Disagreement, Problem, Violation, Workload
 from .reading import Inputs, files_under, read_file
 from ..engines.decoding import Rejected
-from .explain import Finding
 from .shared import SharedCache, shared_caches
-from .verdicts import Auditor, Outcome, artifacts_for, disagreement, violations
+from .verdicts import Auditor, Judgement, Outcome, artifacts_for, disagreement, violations
 
 # Draw a progress bar (on a terminal only) from this many files on.
 PROGRESS_FROM = 50
@@ -82,7 +81,6 @@ def _start_worker(program: ir.Program, backends: list[str], artifacts: dict[str,
     _worker = Auditor(program, backends, artifacts=artifacts, shared=shared), {r.id: r for r in program.rules}, DockerJudge(program)
 
 
-Judgement = tuple[dict[str, Outcome] | Rejected, list[Finding]]
 Part = tuple[int, Inputs, list[Judgement], int]  # files, what they held, their judgements, evaluations
 
 

@@ -20,16 +20,23 @@ Every step of every path is kept exactly: a value that is not a mapping where th
 the same key are therefore judged alike by every engine that implements the semantics, and an
 engine that reads anything else is a backend bug the conformance suite is there to catch. Each
 distinct key is still evaluated by every chosen backend, so engine drift is found on real
-inputs. An evaluation in which some engine failed is not cached. What a check reads comes from the IR (`Check.reads`), so a new subject or reference
-says what it reads or fails loudly, never silently cached.
+inputs. An evaluation in which some engine failed is not cached. What a check reads comes from
+the IR (`Check.reads`), so a new subject or reference says what it reads or fails loudly, never
+silently cached.
+
+A key is the object's *projection* (that part of it, as an object of its own) as JSON. Each
+object is projected once, on what every rule's key and finding key reads; that projection's key
+finds an earlier object judged and located alike on every rule, whose judgement is taken whole.
+Otherwise the rule keys are taken of the projection, and the explainer reads the projection
+instead of the object: the same entries, for a fraction of the input rego-cpp has to parse.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
-from dataclasses import replace
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
 from typing import Any
 
 from compiler import ir, pipeline
@@ -38,27 +45,72 @@ from compiler.passes import POD_TARGETS
 from ..adapters import Adapter, AdapterError, Request, admitted, all_adapters
 from ..engines.decoding import Rejected
 from ..adapters.rego import RegoAdapter
-from .explain import Explainer, Finding
+from .explain import Entry, Explainer, Finding
 from .model import Disagreement, Violation, Workload
 from .shared import CacheClient, SharedCache
 
 Verdicts = dict[str, str]  # rule id → deny | audit, for violated rules
 Outcome = Verdicts | str  # or the adapter's error
+Judgement = tuple[dict[str, Outcome] | Rejected, list[Finding]]
 _OTHER = "\0other"  # a namespace or name no exemption names (cannot be a Kubernetes name)
 
 
-def _walk(value: Any, path: tuple[str, ...]) -> tuple[Any, ...]:
-    """The value at `path`, or exactly where and on what the walk stopped."""
-    depth = 0
-    for part in path:
-        if not isinstance(value, dict):
-            return ("stop", depth, value)
-        try:
-            value = value[part]
-        except KeyError:
-            return ("missing", depth)
-        depth += 1
-    return ("value", value)
+_WHOLE = "whole"  # a projection tree's leaf: the value is kept as it is
+
+
+@dataclass(frozen=True)
+class _Items:
+    """A projection tree's list: each item that is a mapping is projected on `tree`; any other item, or a
+    value that is no list, is kept as it is."""
+
+    tree: dict[str, Any]
+
+
+def _tree(paths: Iterable[tuple[str, ...]]) -> dict[str, Any]:
+    """The paths as a tree of mappings whose leaves are _WHOLE; a path under a kept value adds nothing."""
+    tree: dict[str, Any] = {}
+    for path in sorted(paths, key=len):
+        node = tree
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+            if node is _WHOLE:
+                break
+        else:
+            node[path[-1]] = _WHOLE
+    return tree
+
+
+def _projected(value: Any, tree: dict[str, Any]) -> Any:
+    """The part of `value` that `tree` reaches. A value that is no mapping where the tree goes on is
+    kept as it is and a missing key stays missing, so every walk of a path of the tree stops, or
+    ends, exactly where and on what it does in `value`."""
+    if not isinstance(value, dict):
+        return value
+    found: dict[str, Any] = {}
+    for key, sub in tree.items():
+        if key in value:
+            item = value[key]
+            if sub is _WHOLE:
+                found[key] = item
+            elif isinstance(sub, _Items):
+                found[key] = [_projected(i, sub.tree) for i in item] if isinstance(item, list) else item
+            else:
+                found[key] = _projected(item, sub)
+    return found
+
+
+def _as_pod(projection: dict[str, Any]) -> dict[str, Any]:
+    """A Pod of a workload's pod spec and metadata; the object itself when it has no pod spec that is a mapping."""
+    target = POD_TARGETS.get(str(projection.get("kind")))
+    if target is None:
+        return projection
+    spec: Any = projection
+    for part in target.pod_spec_path:
+        spec = spec.get(part) if isinstance(spec, dict) else None
+    if not isinstance(spec, dict):
+        return projection
+    pod = {key: projection[key] for key in ("metadata",) if key in projection}
+    return {"apiVersion": "v1", "kind": "Pod", **pod, "spec": spec}
 
 
 def _only(program: ir.Program, rule: ir.ResolvedRule) -> ir.Program:
@@ -67,17 +119,20 @@ def _only(program: ir.Program, rule: ir.ResolvedRule) -> ir.Program:
 
 
 class VerdictKey:
-    """Derives, from the IR, the part of an object that can change a verdict (see the module docstring)."""
+    """Derives, from the IR, the part of an object that can change a verdict (see the module docstring).
+
+    `project` keeps that part of an object, as an object of its own; the key is that projection as
+    JSON, with every namespace, name and label value that nothing selects made one placeholder."""
 
     def __init__(self, program: ir.Program, *, names: bool = False) -> None:
         """`names`: also the names of the listed items (where a report locates a violation)."""
         exemptions = program.exemptions
         self.namespaces = {n for e in exemptions for n in e.namespaces} | {n for r in program.rules for n in r.enforced_in}
         self.names = {n for e in exemptions for n in e.names}
-        label_values: dict[str, set[str]] = {}
+        self.label_values: dict[str, set[str]] = {}
         for exemption in exemptions:
             for k, v in exemption.labels:
-                label_values.setdefault(k, set()).add(v)
+                self.label_values.setdefault(k, set()).add(v)
         pod_paths: set[tuple[str, ...]] = set()
         list_paths: dict[str, set[tuple[str, ...]]] = {}  # pod spec list (containers, volumes, ...) → item paths
         for rule in program.rules:
@@ -93,40 +148,54 @@ class VerdictKey:
         if names:
             for paths in list_paths.values():
                 paths.add(("name",))
-        # In a fixed order, sorted once: a key is derived for every rule of every object.
-        self.labels = sorted(label_values.items())
-        self.pod_order = sorted(pod_paths)
-        self.list_order = [(where, sorted(paths)) for where, paths in sorted(list_paths.items())]
+        pod = _tree(pod_paths)
+        for where, paths in list_paths.items():
+            if where in pod:
+                raise AssertionError(f"a check reads the pod spec's {where} both as a field and as a list")
+            pod[where] = _Items(_tree(paths))
+        metadata = {"namespace": _WHOLE, "name": _WHOLE, "labels": {k: _WHOLE for k in sorted(self.label_values)}}
+        self.trees: dict[str, dict[str, Any]] = {}  # kind → what the key reads of an object of that kind
+        for kind in [None, *POD_TARGETS]:
+            tree: dict[str, Any] = {"apiVersion": _WHOLE, "kind": _WHOLE, "metadata": metadata}
+            if kind is not None:
+                node = tree
+                *parents, last = POD_TARGETS[kind].pod_spec_path
+                for part in parents:
+                    node = node.setdefault(part, {})
+                node[last] = pod
+            self.trees[str(kind)] = tree
 
-    @staticmethod
-    def _selected(obj: dict[str, Any], path: tuple[str, ...], known: set[str]) -> tuple[Any, ...]:
-        walked = _walk(obj, path)
-        if walked[0] == "value" and isinstance(walked[1], str) and walked[1] not in known:
-            return ("value", _OTHER)
-        return walked
+    def _tree_of(self, obj: dict[str, Any]) -> dict[str, Any]:
+        kind = obj.get("kind")
+        return self.trees[kind if isinstance(kind, str) and kind in POD_TARGETS else "None"]
 
-    @staticmethod
-    def _items(spec: dict[str, Any], field: str, ordered: list[tuple[str, ...]]) -> tuple[Any, ...]:
-        walked = _walk(spec, (field,))
-        if walked[0] != "value" or not isinstance(walked[1], list):
-            return walked
-        return tuple(tuple(_walk(item, p) for p in ordered) if isinstance(item, dict) else ("item", item) for item in walked[1])
+    def project(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """What this key reads of `obj`: an object whose key is `obj`'s (the explainer is given it)."""
+        return _projected(obj, self._tree_of(obj))
 
     def __call__(self, obj: dict[str, Any]) -> str:
-        key: list[Any] = [obj.get("apiVersion"), obj.get("kind"),
-                          self._selected(obj, ("metadata", "namespace"), self.namespaces),
-                          self._selected(obj, ("metadata", "name"), self.names),
-                          [self._selected(obj, ("metadata", "labels", k), v) for k, v in self.labels]]
-        target = POD_TARGETS.get(str(obj.get("kind")))
-        if target is not None:
-            spec = _walk(obj, target.pod_spec_path)
-            if spec[0] == "value" and isinstance(spec[1], dict):
-                pod = spec[1]
-                key.append([_walk(pod, p) for p in self.pod_order])
-                key.append([self._items(pod, where, paths) for where, paths in self.list_order])
-            else:
-                key.append(spec)
-        return json.dumps(key, sort_keys=True, default=repr)
+        """The key of an object, or of its projection by this key or by a wider one (the whole program's)."""
+        return self.key_of_projection(_projected(obj, self._tree_of(obj)))
+
+    def key_of_projection(self, projection: dict[str, Any]) -> str:
+        """The key of this key's own projection of an object."""
+        return json.dumps(self._masked(projection), sort_keys=True, default=repr)
+
+    def _masked(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """`obj` with each namespace, name and label value that nothing selects made one placeholder."""
+        metadata = obj.get("metadata")
+        if not isinstance(metadata, dict):
+            return obj
+        masked = dict(metadata)
+        for field, known in (("namespace", self.namespaces), ("name", self.names)):
+            if isinstance(masked.get(field), str) and masked[field] not in known:
+                masked[field] = _OTHER
+        labels = masked.get("labels")
+        if isinstance(labels, dict):
+            masked["labels"] = {k: _OTHER if isinstance(v, str) and v not in self.label_values.get(k, ()) else v
+                                for k, v in labels.items()}
+        return {**obj, "metadata": masked}
+
 
 
 def _unknown(keys: dict[str, str], cache: dict[tuple[str, str], Any], shared: CacheClient | None) -> list[str]:
@@ -156,6 +225,7 @@ class Auditor:
         `shared`: the verdicts and the findings of other workers, asked for what this one has not met."""
         adapters = all_adapters()
         self.program = program
+        self.rules = {r.id: r for r in program.rules}
         self.backends = backends
         self.artifacts = artifacts or artifacts_for(program, backends)
         self.adapters: dict[str, Adapter] = {b: adapters[b](self.artifacts[adapters[b].compiled_backend()]) for b in backends}
@@ -165,7 +235,12 @@ class Auditor:
         self.cache: dict[tuple[str, str], dict[str, str | None]] = {}  # (rule, key) → backend → verdict or None
         # Where a rule's violations are depends on what its key reads and on the names of the items.
         self.finding_keys = {r.id: VerdictKey(_only(program, r), names=True) for r in program.rules} if cache else {}
-        self.findings: dict[tuple[str, str], list[Finding]] = {}
+        self.findings: dict[tuple[str, str], list[Entry]] = {}  # (rule, finding key) → the explainer's entries
+        # What every rule's finding key reads: an object judged before under the same key is judged
+        # alike on every rule, and located alike (its judgement is taken whole; the rule keys are
+        # derived from this projection, and the explainer is given it).
+        self.whole_key = VerdictKey(program, names=True)
+        self.judged: dict[str, Judgement] = {}
         worker = (os.getpid(), id(self))
         self.shared_verdicts, self.shared_findings = (CacheClient(cache, worker) for cache in shared) if shared else (None, None)
         self.evaluations = 0  # single-rule evaluations handed to the engines (each by every backend)
@@ -176,7 +251,7 @@ class Auditor:
         object the API server would not admit to any engine."""
         return self.judge(request)[0]
 
-    def judge(self, request: Request) -> tuple[dict[str, Outcome] | Rejected, list[Finding]]:
+    def judge(self, request: Request) -> Judgement:
         """`evaluate`, and where the violations are when there are any (see explain.py)."""
         request, refusal = admitted(request)
         if refusal is not None:
@@ -185,10 +260,15 @@ class Auditor:
             outcome = self._evaluated(request, None)
             violated = sorted({rule for v in outcome.values() if isinstance(v, dict) for rule in v})
             return outcome, self.explainer().findings(request) if violated else []
-        keys = {rule: key(request.subject) for rule, key in self.keys.items()}
+        projection = self.whole_key.project(request.subject)
+        whole = self.whole_key.key_of_projection(projection)
+        if whole in self.judged:
+            return self.judged[whole]
+        keys = {rule: key(projection) for rule, key in self.keys.items()}
         new = _unknown(keys, self.cache, self.shared_verdicts)
         evaluated = self._evaluated(request, new) if new else {}
-        if new and all(isinstance(v, dict) for v in evaluated.values()):  # an evaluation in which an engine failed is not cached
+        complete = all(isinstance(v, dict) for v in evaluated.values())  # an evaluation in which an engine failed is not cached
+        if new and complete:
             fresh = {(rule, keys[rule]): {b: v.get(rule) for b, v in evaluated.items() if isinstance(v, dict)} for rule in new}
             self.cache.update(fresh)
             if self.shared_verdicts is not None:
@@ -203,7 +283,10 @@ class Auditor:
                         for rule, key in keys.items()}
             outcome[backend] = {rule: verdict for rule, verdict in verdicts.items() if verdict is not None}
         violated = sorted({rule for v in outcome.values() if isinstance(v, dict) for rule in v})
-        return outcome, self._findings(request, violated)
+        judgement = outcome, self._findings(request, projection, violated)
+        if complete:
+            self.judged[whole] = judgement
+        return judgement
 
     def _evaluated(self, request: Request, rules: list[str] | None) -> dict[str, Outcome]:
         """Each backend's verdicts on `rules` (None: all), or its error."""
@@ -216,19 +299,29 @@ class Auditor:
         self.evaluations += len(self.program.rules) if rules is None else len(rules)
         return outcome
 
-    def _findings(self, request: Request, rules: list[str]) -> list[Finding]:
-        """The explainer's findings for the violated rules, each rule's cached under its finding key;
-        the explainer is asked only about the rules whose finding key is new."""
-        keys = {rule: self.finding_keys[rule](request.subject) for rule in rules}
+    def _findings(self, request: Request, projection: dict[str, Any], rules: list[str]) -> list[Finding]:
+        """Where the violations of the violated rules are: the explainer's entries for each rule, cached
+        under its finding key (the explainer is asked only about rules whose finding key is new), located
+        in the object.
+
+        The explainer is given the projection of the object (what every finding key reads) to read
+        as a manifest, and a rule that judges Pods is given that pod spec as a Pod's: every kind a
+        rule judges keeps the same pod spec (docs/semantics.md), so the workloads of one pod spec
+        share one finding key instead of one per kind."""
+        if not rules:
+            return []
+        pod = _as_pod(projection)
+        subjects = {rule: pod if "Pod" in self.rules[rule].rule.kinds else projection for rule in rules}
+        keys = {rule: self.finding_keys[rule](subjects[rule]) for rule in rules}
         new = _unknown(keys, self.findings, self.shared_findings)
-        if new:
-            found = self.explainer().findings(request, new)
-            fresh = {(rule, keys[rule]): [f for f in found if f.rule == rule] for rule in new}
+        for subject in {id(subjects[rule]): subjects[rule] for rule in new}.values():
+            asked = [rule for rule in new if subjects[rule] is subject]
+            found = self.explainer().entries(subject, asked)
+            fresh = {(rule, keys[rule]): [(v, e) for v, e in found if e["rule"] == rule] for rule in asked}
             self.findings.update(fresh)
             if self.shared_findings is not None:
                 self.shared_findings.add(fresh)
-        return sorted((f for rule, key in keys.items() for f in self.findings[(rule, key)]),
-                      key=lambda f: (f.rule, f.subject, f.field))
+        return self.explainer().located(request.subject, [entry for rule, key in keys.items() for entry in self.findings[(rule, key)]])
 
     def flush(self) -> None:
         """Hand what this worker evaluated and located to the others (at the end of each share of files)."""
