@@ -76,6 +76,21 @@ def test_parse_back_rejects_broken_rego() -> None:
         RegoBackend().parse_back({"rego/main.rego": "package main\nimport rego.v1\ndeny contains x if {\n"})
 
 
+@pytest.mark.parametrize("value", ['[{"a": 1}', '[] junk', '[x | some x in [1]'])
+def test_parse_back_reads_json_constants_as_json_and_the_rest_as_rego(value: str) -> None:
+    """JSON constants (the exemption data) are checked by a JSON parser, and rego-cpp reads an empty
+    literal in their place; a constant that is not strict JSON (broken, or Rego) still goes to rego-cpp."""
+    from compiler.lang.rego import _JSON_CONSTANT, _emptied
+
+    module = "package main\nimport rego.v1\nwaivers := {}\n"
+    RegoBackend().parse_back({"rego/main.rego": module.format('[{"id": "x", "names": ["a", "b"]}]')})
+    with pytest.raises(ArtifactError, match="does not compile"):
+        RegoBackend().parse_back({"rego/main.rego": module.format(value)})
+    emptied = {text: _JSON_CONSTANT.sub(_emptied, text) for text in
+               ('w := [{"a": [1, "b"]}]', 'w := {"a": {}}', 'w := {"a": 1, "a": 2}', "w := [NaN]", "w := [x | x := 1]")}
+    assert list(emptied.values()) == ["w := []", "w := {}", 'w := {"a": 1, "a": 2}', "w := [NaN]", "w := [x | x := 1]"]
+
+
 def test_templates_refuse_unescaped_values_and_escape_hostile_text() -> None:
     with pytest.raises(ArtifactError, match="unescaped"):
         render("rego/main.rego.j2", sources="x", entries=[{"rule": "deny", "package": "p", "staged": False}])

@@ -11,6 +11,7 @@ them from its own input), defines `params`, `waivers`, `widenings`, includes
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 
 import regopy
@@ -72,16 +73,41 @@ def compile_check(modules: dict[str, str], entrypoints: list[str]) -> None:
     """Compile the modules with rego-cpp into a bundle for `entrypoints` (parse and well-formedness checks).
 
     A build compiles without evaluating: with thousands of exemptions evaluation costs seconds.
+    A constant whose value is JSON (the exemption data, above all) is checked by a JSON parser
+    (Rego's term syntax extends JSON's), and rego-cpp reads an empty array or object in its place:
+    a rego-cpp parse of those literals was a third of the build of 200 rules with 2,000 exemptions.
     """
     interpreter = regopy.Interpreter()
     try:
         for path, text in sorted(modules.items()):
-            interpreter.add_module(path, text)
+            interpreter.add_module(path, _JSON_CONSTANT.sub(_emptied, text))
         bundle = interpreter.build(None, entrypoints)
     except regopy.RegoError as error:
         raise ArtifactError(f"generated Rego does not compile with rego-cpp: {error}") from None
     if not bundle.ok():
         raise ArtifactError(f"generated Rego does not compile with rego-cpp (modules: {', '.join(sorted(modules))})")
+
+
+_JSON_CONSTANT = re.compile(r"^([a-z_][a-z0-9_]*) := ([\[{].*)$", re.MULTILINE)
+
+
+def _emptied(constant: re.Match[str]) -> str:
+    """A constant whose value parses as JSON (no repeated key, no NaN), with an empty value of its kind."""
+    try:
+        value = json.loads(constant.group(2), object_pairs_hook=_unique_keys, parse_constant=_not_json)
+    except ValueError:
+        return constant.group(0)  # Rego, not JSON (a comprehension, a reference): rego-cpp reads it
+    return f"{constant.group(1)} := {'[]' if isinstance(value, list) else '{}'}"
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    if len({key for key, _ in pairs}) != len(pairs):
+        raise ValueError("a repeated key")
+    return dict(pairs)
+
+
+def _not_json(constant: str) -> object:
+    raise ValueError(f"{constant} is not JSON")
 
 
 _TYPE_TESTS = {bool: "is_boolean", int: "is_number", str: "is_string"}
