@@ -71,9 +71,17 @@ class Rejected:
 
 
 class _Refused(Exception):
-    def __init__(self, path: tuple[str | int, ...], reason: str) -> None:
+    """A refusal; each level it passes on the way up puts its key or index in front of `path`
+    (so no path is built for the values that decode)."""
+
+    def __init__(self, reason: str) -> None:
         super().__init__(reason)
-        self.rejected = Rejected(path, reason)
+        self.reason = reason
+        self.path: tuple[str | int, ...] = ()
+
+    def under(self, part: str | int) -> _Refused:
+        self.path = (part, *self.path)
+        return self
 
 
 def decode(obj: Any, version: str = KUBERNETES_VERSION) -> Any:
@@ -91,9 +99,9 @@ def decode(obj: Any, version: str = KUBERNETES_VERSION) -> Any:
             return Rejected(("apiVersion",), f"{obj['apiVersion']} {obj['kind']} is not served by Kubernetes {version}")
         return obj
     try:
-        return _decode(obj, schema, (), version)
+        return _decode(obj, _node(schema, version))
     except _Refused as refused:
-        return refused.rejected
+        return Rejected(refused.path, refused.reason)
 
 
 # --- schemas ---------------------------------------------------------------------------------
@@ -154,20 +162,23 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _expected(path: tuple[str | int, ...], wanted: str, value: Any) -> _Refused:
-    return _Refused(path, f"expected {wanted}, got {_json_type(value)} {_shown(value)}")
+def _expected(wanted: str, value: Any) -> _Refused:
+    return _Refused(f"expected {wanted}, got {_json_type(value)} {_shown(value)}")
 
 
 _ANY: dict[str, Any] = {}  # the schema of array items that declare none
-_PLANS: dict[tuple[int, str], tuple[dict[str, Any], dict[str, Any], str]] = {}
+_NODES: dict[tuple[int, str], _Node] = {}
 
 
-def _plan(schema: dict[str, Any], version: str) -> tuple[dict[str, Any], str]:
-    """The schema with its $ref followed, and how a value of it decodes: found once per schema
-    (every object of a run decodes against the same few hundred), not once per field."""
-    key = (id(schema), version)
-    found = _PLANS.get(key)
-    if found is None or found[0] is not schema:
+class _Node:
+    """How a value of one schema decodes, found once per schema (every object of a run decodes
+    against the same few hundred), not once per value; the nodes of its fields, items and map
+    values are made on first use, then kept."""
+
+    __slots__ = ("schema", "version", "how", "properties", "required", "values", "items", "fmt", "_children")
+
+    def __init__(self, schema: dict[str, Any], version: str) -> None:
+        self.schema, self.version = schema, version  # holds `schema`, so its id is not reused
         name, resolved = _resolve(schema, version)
         if name == _QUANTITY:
             how = "quantity"
@@ -176,70 +187,112 @@ def _plan(schema: dict[str, Any], version: str) -> tuple[dict[str, Any], str]:
         else:  # the first type that applies, in this order
             types = _types(resolved)
             how = next((t for t in ("object", "array", "string", "boolean", "integer", "number") if t in types), "free-form")
-        found = _PLANS[key] = (schema, resolved, how)  # holds `schema`, so its id is not reused
-    return found[1], found[2]
+        self.properties: dict[str, Any] | None = resolved.get("properties")
+        self.values: Any = resolved.get("additionalProperties")
+        if how == "object" and self.properties is None:
+            how = "map" if isinstance(self.values, dict) else "free-form object"  # (x-kubernetes-preserve-unknown-fields)
+        self.how = how
+        self.required = frozenset(resolved.get("required") or ())
+        self.items: dict[str, Any] = resolved.get("items") or _ANY
+        self.fmt: str = resolved.get("format", "int64")
+        self._children: dict[str | None, _Node] = {}
+
+    def child(self, field: str | None) -> _Node:
+        """The node of a field (of an object), or of the items (of an array) or values (of a map): None."""
+        found = self._children.get(field)
+        if found is None:
+            schema = self.items if self.how == "array" else self.values if field is None else self.properties[field]  # type: ignore[index]
+            found = self._children[field] = _node(schema, self.version)
+        return found
 
 
-def _decode(value: Any, schema: dict[str, Any], path: tuple[str | int, ...], version: str) -> Any:
-    """`value` (never None) decoded against `schema`; raises _Refused."""
-    schema, how = _plan(schema, version)
-    if how == "quantity":
-        return _quantity(value, path)
-    if how == "int-or-string":
+def _node(schema: dict[str, Any], version: str) -> _Node:
+    found = _NODES.get((id(schema), version))
+    if found is None or found.schema is not schema:
+        found = _NODES[(id(schema), version)] = _Node(schema, version)
+    return found
+
+
+def _decode(value: Any, node: _Node) -> Any:
+    """`value` (never None) decoded as `node` says; raises _Refused."""
+    how = node.how
+    if how == "object":
+        return _object(value, node)
+    if how == "string":
         if isinstance(value, str):
             return value
-        return _integer(value, "int32", path, "an integer or a string")
-    if how == "object":
-        return _object(value, schema, path, version)
-    if how == "array":
-        if not isinstance(value, list):
-            raise _expected(path, "an array", value)
-        items = schema.get("items") or _ANY
-        return [_decode(item, items, (*path, index), version) if item is not None else _zero(items, version)
-                for index, item in enumerate(value)]
-    if how == "string":
         if isinstance(value, dt.datetime):
             return (value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)).isoformat().replace("+00:00", "Z")
         if isinstance(value, dt.date):
             return value.isoformat()
-        if not isinstance(value, str):
-            raise _expected(path, "a string", value)
-        return value
+        raise _expected("a string", value)
+    if how == "array":
+        if not isinstance(value, list):
+            raise _expected("an array", value)
+        items = node.child(None)
+        decoded = []
+        for index, item in enumerate(value):
+            try:
+                decoded.append(_decode(item, items) if item is not None else _zero(node.items, node.version))
+            except _Refused as refused:
+                raise refused.under(index) from None
+        return decoded
     if how == "boolean":
         if not isinstance(value, bool):
-            raise _expected(path, "a boolean", value)
+            raise _expected("a boolean", value)
         return value
+    if how == "map":
+        return _map(value, node)
+    if how == "quantity":
+        return _quantity(value)
     if how == "integer":
-        return _integer(value, schema.get("format", "int64"), path, "an integer")
+        return _integer(value, node.fmt, "an integer")
+    if how == "int-or-string":
+        return value if isinstance(value, str) else _integer(value, "int32", "an integer or a string")
     if how == "number":
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise _expected(path, "a number", value)
+            raise _expected("a number", value)
         return value
+    if how == "free-form object" and not isinstance(value, dict):
+        raise _expected("an object", value)
     return value  # a free-form value (RawExtension, JSON): kept as it is
 
 
-def _object(value: Any, schema: dict[str, Any], path: tuple[str | int, ...], version: str) -> Any:
+def _object(value: Any, node: _Node) -> dict[str, Any]:
+    """A struct: unknown fields dropped, a null optional field dropped, a null required one its zero value."""
     if not isinstance(value, dict):
-        raise _expected(path, "an object", value)
-    properties = schema.get("properties")
-    values = schema.get("additionalProperties")
-    if properties is None and not isinstance(values, dict):
-        return value  # free-form (x-kubernetes-preserve-unknown-fields)
+        raise _expected("an object", value)
+    properties, required = node.properties, node.required
+    assert properties is not None
     decoded: dict[str, Any] = {}
-    if properties is None:  # a map: every key is a string, a null value is the zero value
-        for key, item in value.items():
-            text = _key(key)
-            decoded[text] = _zero(values, version) if item is None else _decode(item, values, (*path, text), version)
-        return {k: v for k, v in decoded.items() if v is not _DROP}
-    required = set(schema.get("required") or ())
+    dropped = False
     for key, item in value.items():
-        text = _key(key)
+        text = key if type(key) is str else _key(key)
         if text not in properties:
             continue
         if item is None:
-            decoded[text] = _zero(properties[text], version) if text in required else _DROP
-        else:
-            decoded[text] = _decode(item, properties[text], (*path, text), version)
+            zero = decoded[text] = _zero(properties[text], node.version) if text in required else _DROP
+            dropped = dropped or zero is _DROP
+            continue
+        try:
+            decoded[text] = _decode(item, node.child(text))
+        except _Refused as refused:
+            raise refused.under(text) from None
+    return {k: v for k, v in decoded.items() if v is not _DROP} if dropped else decoded
+
+
+def _map(value: Any, node: _Node) -> dict[str, Any]:
+    """A map: every key a string, a null value the zero value."""
+    if not isinstance(value, dict):
+        raise _expected("an object", value)
+    decoded: dict[str, Any] = {}
+    values = node.child(None)
+    for key, item in value.items():
+        text = key if type(key) is str else _key(key)
+        try:
+            decoded[text] = _zero(node.values, node.version) if item is None else _decode(item, values)
+        except _Refused as refused:
+            raise refused.under(text) from None
     return {k: v for k, v in decoded.items() if v is not _DROP}
 
 
@@ -250,28 +303,28 @@ def _key(key: Any) -> str:
     return key if isinstance(key, str) else str(key)
 
 
-def _integer(value: Any, fmt: str, path: tuple[str | int, ...], wanted: str) -> int:
+def _integer(value: Any, fmt: str, wanted: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise _expected(path, wanted, value)
+        raise _expected(wanted, value)
     if isinstance(value, float):
         if not math.isfinite(value):
-            raise _Refused(path, f"{value} is not a JSON number")
+            raise _Refused(f"{value} is not a JSON number")
         if not value.is_integer():
-            raise _expected(path, wanted, value)
+            raise _expected(wanted, value)
         value = int(value)  # YAML `1.0` reaches the API server as the JSON number 1
     low, high = _INT_RANGE.get(fmt, _INT_RANGE["int64"])
     if not low <= value <= high:
-        raise _Refused(path, f"{value} is out of range for {fmt}")
+        raise _Refused(f"{value} is out of range for {fmt}")
     return value
 
 
-def _quantity(value: Any, path: tuple[str | int, ...]) -> str | int | float:
+def _quantity(value: Any) -> str | int | float:
     if isinstance(value, float) and not math.isfinite(value):
-        raise _Refused(path, f"{value} is not a JSON number")
+        raise _Refused(f"{value} is not a JSON number")
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-        raise _expected(path, "a quantity", value)
+        raise _expected("a quantity", value)
     if isinstance(value, str) and not _QUANTITY_SYNTAX.match(value):
-        raise _Refused(path, f"quantity {_shown(value)} does not parse (e.g. 100m, 1.5, 128Mi)")
+        raise _Refused(f"quantity {_shown(value)} does not parse (e.g. 100m, 1.5, 128Mi)")
     return value
 
 
