@@ -203,14 +203,17 @@ def construct_plain(loader: yaml.constructor.SafeConstructor, node: yaml.Node,
             return node.value
         if tag == _SEQ and isinstance(node, yaml.SequenceNode):
             return [build(item) for item in node.value]
-        if tag == _MAP and isinstance(node, yaml.MappingNode) and not any(k.tag == _MERGE for k, _ in node.value):
+        if tag == _MAP and isinstance(node, yaml.MappingNode):
             result = mapping(node)
             for key_node, value_node in node.value:
-                key = build(key_node)
-                try:
-                    hash(key)
-                except TypeError:  # an unhashable key: the loader raises its own error
+                if key_node.tag == _MERGE:  # the loader merges
                     return loader.construct_object(node, deep=True)
+                key = build(key_node)
+                if type(key) is not str:
+                    try:
+                        hash(key)
+                    except TypeError:  # an unhashable key: the loader raises its own error
+                        return loader.construct_object(node, deep=True)
                 result[key] = build(value_node)
             return result
         return loader.construct_object(node, deep=True)
