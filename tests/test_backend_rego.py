@@ -91,6 +91,26 @@ def test_parse_back_reads_json_constants_as_json_and_the_rest_as_rego(value: str
     assert list(emptied.values()) == ["w := []", "w := {}", 'w := {"a": 1, "a": 2}', "w := [NaN]", "w := [x | x := 1]"]
 
 
+def test_parse_back_builds_one_module_per_shape_and_still_refuses_any_broken_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Modules that differ only in string literals, comments and package name are one shape, built
+    once; a module with a syntax error, a string that is not valid JSON or a keyword in its package
+    is built as it is, so rego-cpp judges it."""
+    module = 'package kupe.rules.{0}\nimport rego.v1\n\n# rule {0}\nrule_id := "{0}"\nviolation contains {{"msg": "{0}: bad", "rule": rule_id}} if {{\n\tinput.x == "{0}"\n}}\n'
+    modules = {f"rego/r{i}.rego": module.format(f"r{i}") for i in range(5)}
+    main = "package main\nimport rego.v1\n" + "".join(f"deny contains v if {{\n\tsome v in data.kupe.rules.r{i}.violation\n}}\n" for i in range(5))
+    added: list[str] = []
+    original = regopy.Interpreter.add_module
+    monkeypatch.setattr(regopy.Interpreter, "add_module", lambda self, path, text: added.append(path) or original(self, path, text))
+    RegoBackend().parse_back({**modules, "rego/main.rego": main})
+    assert sorted(added) == ["rego/main.rego", "rego/r0.rego"]
+    for broken in (module.format("r4").replace("if {", "if {{"), module.format("r4").replace('"r4"', '"r\\q4"')):
+        with pytest.raises(ArtifactError, match="does not compile"):
+            RegoBackend().parse_back({**modules, "rego/r4.rego": broken, "rego/main.rego": main})
+    added.clear()
+    RegoBackend().parse_back({**modules, "rego/r4.rego": module.format("r4").replace("kupe.rules.r4", "kupe.rules.not"), "rego/main.rego": main})
+    assert sorted(added) == ["rego/main.rego", "rego/r0.rego", "rego/r4.rego"], "a keyword in a package: rego-cpp judges it"
+
+
 def test_templates_refuse_unescaped_values_and_escape_hostile_text() -> None:
     with pytest.raises(ArtifactError, match="unescaped"):
         render("rego/main.rego.j2", sources="x", entries=[{"rule": "deny", "package": "p", "staged": False}])

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from collections.abc import Callable
 
 import regopy
@@ -73,19 +74,83 @@ def compile_check(modules: dict[str, str], entrypoints: list[str]) -> None:
     """Compile the modules with rego-cpp into a bundle for `entrypoints` (parse and well-formedness checks).
 
     A build compiles without evaluating: with thousands of exemptions evaluation costs seconds.
-    A constant whose value is JSON (the exemption data, above all) is checked by a JSON parser
-    (Rego's term syntax extends JSON's), and rego-cpp reads an empty array or object in its place:
-    a rego-cpp parse of those literals was a third of the build of 200 rules with 2,000 exemptions.
+    Its cost follows what the modules hold, so two things are read by a JSON parser instead:
+    - a constant whose value is JSON (the exemption data, above all): rego-cpp reads an empty
+      array or object in its place (Rego's term syntax extends JSON's);
+    - string literals: modules of their own packages that differ only in their string literals
+      (each valid JSON; equal literals stay equal), their comments and their package names are
+      one shape, and rego-cpp builds the first module of each shape (200 generated rules have
+      a few dozen shapes). Entry points of the others name the module built in their place.
     """
+    texts = {path: _JSON_CONSTANT.sub(_emptied, text) for path, text in sorted(modules.items())}
+    packages = [_package(text) for text in texts.values()]
+    modules_of = Counter(packages)
+    shapes: dict[str, str] = {}  # shape → the package of the module built for it
+    standing_in: dict[str, str] = {}  # package → the package of the module of its shape that is built
+    built: dict[str, str] = {}
+    for (path, text), package in zip(texts.items(), packages):
+        shape = _shape(text) if package is not None and modules_of[package] == 1 else None
+        if package is not None and shape is not None and shape in shapes:
+            standing_in[package] = shapes[shape]
+            continue
+        if package is not None and shape is not None:
+            shapes[shape] = package
+        built[path] = text
+    entries = sorted({_entrypoint(entry, standing_in) for entry in entrypoints})
     interpreter = regopy.Interpreter()
     try:
-        for path, text in sorted(modules.items()):
-            interpreter.add_module(path, _JSON_CONSTANT.sub(_emptied, text))
-        bundle = interpreter.build(None, entrypoints)
+        for path, text in built.items():
+            interpreter.add_module(path, text)
+        bundle = interpreter.build(None, entries)
     except regopy.RegoError as error:
         raise ArtifactError(f"generated Rego does not compile with rego-cpp: {error}") from None
     if not bundle.ok():
         raise ArtifactError(f"generated Rego does not compile with rego-cpp (modules: {', '.join(sorted(modules))})")
+
+
+_PACKAGE = re.compile(r"^package ([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)[ \t]*$", re.MULTILINE)
+# A string, a raw string or a comment, whichever starts first (a `#` in a string is the string's).
+_LITERAL_OR_COMMENT = re.compile(r'"(?:[^"\\\n]|\\.)*"|`[^`]*`|#[^\n]*')
+
+
+_KEYWORDS = frozenset({"as", "contains", "data", "default", "else", "every", "false", "if", "import", "in", "input",
+                       "not", "null", "package", "some", "true", "with"})
+
+
+def _package(text: str) -> str | None:
+    """The module's package when it has one, plainly named (no keyword: rego-cpp must judge those)."""
+    found = _PACKAGE.findall(text)
+    return found[0] if len(found) == 1 and not _KEYWORDS & set(found[0].split(".")) else None
+
+
+def _shape(text: str) -> str | None:
+    """The module with its package name, comments and string literals taken out (each literal a
+    numbered placeholder, equal literals one number); None when a string literal is not valid JSON
+    (rego-cpp must read that module as it is)."""
+    numbers: dict[str, int] = {}
+
+    def placeholder(token: re.Match[str]) -> str:
+        literal = token.group()
+        if literal.startswith("#"):
+            return ""
+        if literal.startswith('"'):
+            json.loads(literal, parse_constant=_not_json)  # ValueError: not a JSON string
+        return f"\0{numbers.setdefault(literal, len(numbers))}\0"
+
+    try:
+        return _LITERAL_OR_COMMENT.sub(placeholder, _PACKAGE.sub("package \0", text))
+    except ValueError:
+        return None
+
+
+def _entrypoint(entry: str, standing_in: dict[str, str]) -> str:
+    """`pkg/path/rule` (or `pkg/path`): with the package of the module built in its module's place."""
+    parts = entry.split("/")
+    for cut in range(len(parts), 0, -1):
+        package = ".".join(parts[:cut])
+        if package in standing_in:
+            return "/".join([*standing_in[package].split("."), *parts[cut:]])
+    return entry
 
 
 _JSON_CONSTANT = re.compile(r"^([a-z_][a-z0-9_]*) := ([\[{].*)$", re.MULTILINE)
