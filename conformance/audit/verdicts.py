@@ -109,8 +109,10 @@ def _as_pod(projection: dict[str, Any]) -> dict[str, Any]:
         spec = spec.get(part) if isinstance(spec, dict) else None
     if not isinstance(spec, dict):
         return projection
-    pod = {key: projection[key] for key in ("metadata",) if key in projection}
-    return {"apiVersion": "v1", "kind": "Pod", **pod, "spec": spec}
+    pod: dict[str, Any] = {"apiVersion": "v1", "kind": "Pod", "spec": spec}
+    if "metadata" in projection:
+        pod["metadata"] = projection["metadata"]
+    return pod
 
 
 def _only(program: ir.Program, rule: ir.ResolvedRule) -> ir.Program:
@@ -195,7 +197,6 @@ class VerdictKey:
             masked["labels"] = {k: _OTHER if isinstance(v, str) and v not in self.label_values.get(k, ()) else v
                                 for k, v in labels.items()}
         return {**obj, "metadata": masked}
-
 
 
 def _unknown(keys: dict[str, str], cache: dict[tuple[str, str], Any], shared: CacheClient | None) -> list[str]:
