@@ -93,8 +93,8 @@ def test_parse_back_reads_json_constants_as_json_and_the_rest_as_rego(value: str
 
 def test_parse_back_builds_one_module_per_shape_and_still_refuses_any_broken_one(monkeypatch: pytest.MonkeyPatch) -> None:
     """Modules that differ only in string literals, comments and package name are one shape, built
-    once; a module with a syntax error, a string that is not valid JSON or a keyword in its package
-    is built as it is, so rego-cpp judges it."""
+    once; a module with a syntax error, a string that is not valid JSON, a keyword in its package or
+    a package within another's is built as it is, so rego-cpp judges it."""
     module = 'package kupe.rules.{0}\nimport rego.v1\n\n# rule {0}\nrule_id := "{0}"\nviolation contains {{"msg": "{0}: bad", "rule": rule_id}} if {{\n\tinput.x == "{0}"\n}}\n'
     modules = {f"rego/r{i}.rego": module.format(f"r{i}") for i in range(5)}
     main = "package main\nimport rego.v1\n" + "".join(f"deny contains v if {{\n\tsome v in data.kupe.rules.r{i}.violation\n}}\n" for i in range(5))
@@ -109,6 +109,9 @@ def test_parse_back_builds_one_module_per_shape_and_still_refuses_any_broken_one
     added.clear()
     RegoBackend().parse_back({**modules, "rego/r4.rego": module.format("r4").replace("kupe.rules.r4", "kupe.rules.not"), "rego/main.rego": main})
     assert sorted(added) == ["rego/main.rego", "rego/r0.rego", "rego/r4.rego"], "a keyword in a package: rego-cpp judges it"
+    added.clear()
+    RegoBackend().parse_back({**modules, "rego/r4.rego": module.format("r4").replace("kupe.rules.r4", "kupe.rules.r1.x"), "rego/main.rego": main})
+    assert sorted(added) == ["rego/main.rego", "rego/r0.rego", "rego/r1.rego", "rego/r4.rego"], "a package within another: both are built"
 
 
 def test_templates_refuse_unescaped_values_and_escape_hostile_text() -> None:

@@ -77,19 +77,24 @@ def compile_check(modules: dict[str, str], entrypoints: list[str]) -> None:
     Its cost follows what the modules hold, so two things are read by a JSON parser instead:
     - a constant whose value is JSON (the exemption data, above all): rego-cpp reads an empty
       array or object in its place (Rego's term syntax extends JSON's);
-    - string literals: modules of their own packages that differ only in their string literals
-      (each valid JSON; equal literals stay equal), their comments and their package names are
-      one shape, and rego-cpp builds the first module of each shape (200 generated rules have
-      a few dozen shapes). Entry points of the others name the module built in their place.
+    - string literals: modules that differ only in their string literals (each valid JSON; equal
+      literals stay equal), their comments and their package names (each its module's alone, and
+      neither within nor around another) are one shape, and rego-cpp builds the first module of
+      each shape (202 generated modules are 10 shapes). Entry points of the others name the module
+      built in their place.
     """
     texts = {path: _JSON_CONSTANT.sub(_emptied, text) for path, text in sorted(modules.items())}
     packages = [_package(text) for text in texts.values()]
     modules_of = Counter(packages)
+    # A package within another (`a` and `a.b`) may clash with it: both are built as they are.
+    within = {p: {".".join(p.split(".")[:cut]) for cut in range(1, p.count(".") + 1)} for p in modules_of if p is not None}
+    nested = {p for p, outer in within.items() if outer & within.keys()}
+    nested |= {o for outer in within.values() for o in outer & within.keys()}
     shapes: dict[str, str] = {}  # shape → the package of the module built for it
     standing_in: dict[str, str] = {}  # package → the package of the module of its shape that is built
     built: dict[str, str] = {}
     for (path, text), package in zip(texts.items(), packages):
-        shape = _shape(text) if package is not None and modules_of[package] == 1 else None
+        shape = _shape(text) if package is not None and modules_of[package] == 1 and package not in nested else None
         if package is not None and shape is not None and shape in shapes:
             standing_in[package] = shapes[shape]
             continue
