@@ -87,18 +87,17 @@ def compile_check(modules: dict[str, str], entrypoints: list[str]) -> None:
     packages = [_package(text) for text in texts.values()]
     modules_of = Counter(packages)
     # A package within another (`a` and `a.b`) may clash with it: both are built as they are.
-    within = {p: {".".join(p.split(".")[:cut]) for cut in range(1, p.count(".") + 1)} for p in modules_of if p is not None}
-    nested = {p for p, outer in within.items() if outer & within.keys()}
-    nested |= {o for outer in within.values() for o in outer & within.keys()}
+    named = [p for p in modules_of if p is not None]
+    nested = {package for outer in named for inner in named if inner.startswith(outer + ".") for package in (outer, inner)}
     shapes: dict[str, str] = {}  # shape → the package of the module built for it
     standing_in: dict[str, str] = {}  # package → the package of the module of its shape that is built
     built: dict[str, str] = {}
     for (path, text), package in zip(texts.items(), packages):
         shape = _shape(text) if package is not None and modules_of[package] == 1 and package not in nested else None
-        if package is not None and shape is not None and shape in shapes:
-            standing_in[package] = shapes[shape]
-            continue
         if package is not None and shape is not None:
+            if shape in shapes:
+                standing_in[package] = shapes[shape]
+                continue
             shapes[shape] = package
         built[path] = text
     entries = sorted({_entrypoint(entry, standing_in) for entry in entrypoints})
@@ -139,7 +138,7 @@ def _shape(text: str) -> str | None:
         if literal.startswith("#"):
             return ""
         if literal.startswith('"'):
-            json.loads(literal, parse_constant=_not_json)  # ValueError: not a JSON string
+            json.loads(literal)  # ValueError: not a JSON string
         return f"\0{numbers.setdefault(literal, len(numbers))}\0"
 
     try:
