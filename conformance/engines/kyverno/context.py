@@ -7,7 +7,6 @@ parsed container images of a Pod or pod template), like Kyverno's engine context
 
 from __future__ import annotations
 
-import copy
 from typing import Any, Mapping
 from ..objects import object_meta
 
@@ -79,7 +78,9 @@ def base_context(
     operation: str,
     user_info: Mapping[str, Any] | None,
 ) -> dict[str, Any]:
-    """A fresh context for one policy evaluation (values are deep copies)."""
+    """A fresh context for one policy evaluation. It holds `resource` and `old_resource` themselves:
+    the caller hands over its own copies (`evaluate` converts them), and nothing writes into a
+    context's values (every update copies on write, see `variables.deep_merge`)."""
     info = dict(user_info or {})
     user = info.get("userInfo") if isinstance(info.get("userInfo"), Mapping) else {
         k: info[k] for k in ("username", "uid", "groups", "extra") if k in info
@@ -87,9 +88,9 @@ def base_context(
     subject = resource or old_resource or {}
     request: dict[str, Any] = {
         "operation": operation,
-        "object": copy.deepcopy(resource) if resource is not None else None,
-        "oldObject": copy.deepcopy(old_resource) if old_resource is not None else None,
-        "userInfo": copy.deepcopy(user),
+        "object": resource,
+        "oldObject": old_resource,
+        "userInfo": user,
         "roles": list(info.get("roles") or []),
         "clusterRoles": list(info.get("clusterRoles") or []),
         "namespace": object_meta(subject).get("namespace"),

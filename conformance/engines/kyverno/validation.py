@@ -7,7 +7,6 @@ foreach treats like a skip.
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
@@ -38,7 +37,7 @@ def load_context(entries: Sequence[Mapping[str, Any]] | None, context: dict[str,
         if spec is None:
             continue
         has_default = "default" in spec
-        value = substitute(copy.deepcopy(spec.get("value")), context) if "value" in spec else None
+        value = substitute(spec.get("value"), context) if "value" in spec else None
         path = spec.get("jmesPath")
         output = value
         if path:
@@ -50,7 +49,7 @@ def load_context(entries: Sequence[Mapping[str, Any]] | None, context: dict[str,
                     raise
                 output = None
         if output is None and has_default:
-            output = substitute(copy.deepcopy(spec["default"]), context)
+            output = substitute(spec["default"], context)
         if output is None:
             raise SubstitutionError(f"context variable {entry.get('name')!r} evaluated to null")
         set_variable(context, str(entry.get("name")), output)

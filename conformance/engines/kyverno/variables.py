@@ -10,7 +10,6 @@ non-strings), ``\\{{`` escapes a variable, and on DELETE ``request.object`` read
 
 from __future__ import annotations
 
-import copy
 import re
 from typing import Any, Mapping
 
@@ -63,7 +62,7 @@ def _operation(context: Mapping[str, Any]) -> Any:
 
 
 def substitute(document: Any, context: Mapping[str, Any]) -> Any:
-    """Return a copy of ``document`` with every variable resolved."""
+    """``document`` with every variable resolved, in new maps and lists (a variable's value is the context's own)."""
     if isinstance(document, str):
         return _substitute_string(document, context) if "{{" in document else document
     if isinstance(document, dict):
@@ -78,20 +77,22 @@ def substitute(document: Any, context: Mapping[str, Any]) -> Any:
 
 
 def set_variable(context: dict[str, Any], name: str, value: Any) -> None:
-    """Kyverno ``AddVariable``: a dotted name becomes nested maps, deep-merged."""
+    """Kyverno ``AddVariable``: a dotted name becomes nested maps, deep-merged. The value is shared,
+    never copied: no context value is ever written into."""
     parts = name.split(".")
-    nested: Any = copy.deepcopy(value)
+    nested: Any = value
     for part in reversed(parts):
         nested = {part: nested}
     deep_merge(context, nested)
 
 
 def deep_merge(target: dict[str, Any], source: Mapping[str, Any]) -> None:
-    """Merge ``source`` into ``target``; maps merge recursively, other values replace."""
+    """Merge ``source`` into ``target``; maps merge recursively (into copies: contexts share nested
+    maps), other values replace."""
     for key, value in source.items():
         if isinstance(value, Mapping) and isinstance(target.get(key), dict):
-            merged = dict(target[key])  # copy on write: contexts share nested maps
+            merged = dict(target[key])
             deep_merge(merged, value)
             target[key] = merged
         else:
-            target[key] = copy.deepcopy(value) if isinstance(value, (dict, list)) else value
+            target[key] = value
