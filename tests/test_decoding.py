@@ -8,6 +8,7 @@ quantity decodes to "0" and `seccompProfile: {type: null}` to `{type: ""}`; othe
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import math
 from typing import Any
 
@@ -68,6 +69,15 @@ def test_integral_numbers_unknown_fields_and_yaml_values_decode_like_kubectl_sen
     assert decoded["spec"]["containers"][0] == {"name": "app", "image": "nginx", "securityContext": {"runAsUser": 1000},
                                                 "ports": [{"containerPort": 80}]}
     assert decode({**pod(), "metadata": {"name": "p", "labels": {True: "x"}}})["metadata"]["labels"] == {"true": "x"}
+    stamp = dt.datetime(2026, 11, 1, 12, 30)
+    managed = [{"manager": "kubectl", "time": stamp, "fieldsV1": {"f:metadata": {1: {}, "at": stamp, "on": [dt.date(2026, 11, 1)]}}}]
+    decoded = decode({**pod(), "metadata": {"name": "p", "creationTimestamp": stamp, "managedFields": managed}})["metadata"]
+    assert decoded["creationTimestamp"] == "2026-11-01T12:30:00Z"
+    assert decoded["managedFields"] == [{"manager": "kubectl", "time": "2026-11-01T12:30:00Z",
+                                         "fieldsV1": {"f:metadata": {"1": {}, "at": "2026-11-01T12:30:00Z", "on": ["2026-11-01"]}}}], \
+        "a free-form value (fieldsV1) is kept in its JSON form"
+    refused = decode(container(securityContext={"privileged": stamp}))
+    assert isinstance(refused, Rejected) and refused.reason == 'expected a boolean, got string "2026-11-01T12:30:00Z"'
 
 
 def test_controllers_are_decoded_and_api_versions_no_longer_served_are_refused() -> None:

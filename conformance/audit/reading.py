@@ -241,9 +241,7 @@ def read_file(entry: Path, rules: Mapping[str, ir.ResolvedRule]) -> Inputs:
             request, line = found
             obj = request.subject
             if is_workload(obj):
-                plain = Request(request.operation, *(None if o is None else json_safe(o) for o in (request.object, request.old_object)),
-                                request.subresource)
-                inputs.workloads.append(Workload(plain, shown, line))
+                inputs.workloads.append(Workload(request, shown, line))  # decoding gives the engines its JSON form
             elif evidence.is_evidence(obj):
                 inputs.evidence_documents += 1
                 found_evidence = evidence.read(obj, shown, line, rules)

@@ -158,7 +158,7 @@ def _json_type(value: Any) -> str:
 
 
 def _shown(value: Any) -> str:
-    text = json.dumps(value, default=str) if not isinstance(value, float) or math.isfinite(value) else str(value)
+    text = json.dumps(_json(value), default=str) if not isinstance(value, float) or math.isfinite(value) else str(value)
     return text if len(text) <= 40 else text[:37] + "..."
 
 
@@ -221,10 +221,8 @@ def _decode(value: Any, node: _Node) -> Any:
     if how == "string":
         if isinstance(value, str):
             return value
-        if isinstance(value, dt.datetime):
-            return (value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)).isoformat().replace("+00:00", "Z")
         if isinstance(value, dt.date):
-            return value.isoformat()
+            return _timestamp(value)
         raise _expected("a string", value)
     if how == "array":
         if not isinstance(value, list):
@@ -255,7 +253,23 @@ def _decode(value: Any, node: _Node) -> Any:
         return value
     if how == "free-form object" and not isinstance(value, dict):
         raise _expected("an object", value)
-    return value  # a free-form value (RawExtension, JSON): kept as it is
+    return _json(value)  # a free-form value (RawExtension, JSON): kept as it is, in its JSON form
+
+
+def _json(value: Any) -> Any:
+    """A YAML value in its JSON form, as kubectl sends it."""
+    if isinstance(value, dict):
+        return {_key(k): _json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json(v) for v in value]
+    return _timestamp(value) if isinstance(value, dt.date) else value
+
+
+def _timestamp(value: dt.date) -> str:
+    """A YAML date or timestamp as an RFC 3339 string."""
+    if isinstance(value, dt.datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)).isoformat().replace("+00:00", "Z")
+    return value.isoformat()
 
 
 def _object(value: Any, node: _Node) -> dict[str, Any]:
