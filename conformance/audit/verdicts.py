@@ -56,6 +56,7 @@ _OTHER = "\0other"  # a namespace or name no exemption names (cannot be a Kubern
 
 
 _WHOLE = "whole"  # a projection tree's leaf: the value is kept as it is
+_CANONICAL = json.JSONEncoder(sort_keys=True, default=repr)  # built once: json.dumps with options builds one per call
 
 
 @dataclass(frozen=True)
@@ -181,7 +182,7 @@ class VerdictKey:
 
     def key_of_projection(self, projection: dict[str, Any]) -> str:
         """The key of this key's own projection of an object."""
-        return json.dumps(self._masked(projection), sort_keys=True, default=repr)
+        return _CANONICAL.encode(self._masked(projection))
 
     def _masked(self, obj: dict[str, Any]) -> dict[str, Any]:
         """`obj` with each namespace, name and label value that nothing selects made one placeholder."""
@@ -361,5 +362,5 @@ def violations(workload: Workload, outcome: dict[str, Outcome], findings: list[F
 
 def disagreement(workload: Workload, outcome: dict[str, Outcome]) -> Disagreement | None:
     """Engine drift: the backends did not all give the same verdicts (an error counts as a verdict)."""
-    distinct = {json.dumps(v, sort_keys=True) for v in outcome.values()}
+    distinct = {_CANONICAL.encode(v) for v in outcome.values()}
     return Disagreement(workload, dict(outcome)) if len(distinct) > 1 else None
