@@ -145,8 +145,10 @@ def _not_json(token: str) -> None:
 def _chunks(text: str) -> Iterator[tuple[int, str]]:
     """(line offset, text) of each document-sized piece, cut before every `---` or `...` line."""
     starts = [0, *(m.start() for m in _DOCUMENT_MARKER.finditer(text) if m.start())]
-    for start, end in zip(starts, [*starts[1:], len(text)]):
-        yield text.count("\n", 0, start), text[start:end]
+    line = 0
+    for previous, start, end in zip([0, *starts], starts, [*starts[1:], len(text)]):
+        line += text.count("\n", previous, start)  # from the previous cut on: counting from 0 each time is quadratic
+        yield line, text[start:end]
 
 
 def _plain(chunk: str) -> bool:
