@@ -2,8 +2,8 @@
 
 Untrusted input must not crash, hang or exhaust the machine, and one bad document must not hide
 the good ones beside it:
-- documents are read one at a time (a stream is split at its `---` and `...` lines), so a syntax
-  error costs only its own document;
+- documents are read one at a time (a stream is split before its `---` lines, with their
+  directives, and after its `...` lines), so a syntax error costs only its own document;
 - safe construction only (libyaml's loader when PyYAML has it), mappings become `LineDict`s;
 - nesting deeper than MAX_DEPTH is refused before libyaml's recursive composer sees it (a few
   hundred thousand levels overflow its C stack);
@@ -31,7 +31,8 @@ from compiler.render import SafeLoader, construct_plain
 
 MAX_DEPTH = 200  # Kubernetes objects nest a few dozen levels; CRD schemas perhaps a hundred
 MAX_NODES = 1_000_000  # per document, aliases expanded
-_DOCUMENT_MARKER = re.compile(r"^(---|\.\.\.)(?=\s|$)", re.MULTILINE)
+# A `---` line with the directive lines before it (a document starts there), or a `...` line (one ends there).
+_DOCUMENT_MARKER = re.compile(r"^(?:(?:%[^\n]*\n)*---(?=\s|$)|(?P<end>\.\.\.(?=\s|$).*\n?))", re.MULTILINE)
 
 
 class LineDict(dict):
@@ -143,8 +144,13 @@ def _not_json(token: str) -> None:
 
 
 def _chunks(text: str) -> Iterator[tuple[int, str]]:
-    """(line offset, text) of each document-sized piece, cut before every `---` or `...` line."""
-    starts = [0, *(m.start() for m in _DOCUMENT_MARKER.finditer(text) if m.start())]
+    """(line offset, text) of each document-sized piece: cut before every `---` line (and the
+    directives before it) and after every `...` line."""
+    starts = [0]
+    for marker in _DOCUMENT_MARKER.finditer(text):
+        start = marker.end() if marker.group("end") else marker.start()
+        if starts[-1] < start < len(text):
+            starts.append(start)
     line = 0
     for previous, start, end in zip([0, *starts], starts, [*starts[1:], len(text)]):
         line += text.count("\n", previous, start)  # from the previous cut on: counting from 0 each time is quadratic

@@ -37,6 +37,23 @@ def test_audit_documents_load_as_with_the_safe_loader_and_keep_lines() -> None:
     assert isinstance(second, LineDict) and second.line == 4 and second["b"].line == 5
 
 
+STREAM = "a: 1\n---\n# comment\nb:\n  c: [2, {d: 3}]\n...\n%YAML 1.1\n---\n- e\n- f: {g: h}\n---\n---\nlast: 2026-11-01\n"
+
+
+def test_a_stream_is_cut_into_documents_where_yaml_ends_and_starts_them() -> None:
+    """Directives belong to the document after them, and `...` ends the one before it."""
+    loaded = list(documents(STREAM))
+    assert loaded == [d for d in yaml.safe_load_all(STREAM) if d is not None]
+    first, second, items, last = loaded
+    assert (first.line, second.line, second["b"].line, items[1].line, last.line) == (1, 4, 5, 10, 13)
+
+
+def test_a_bad_document_costs_only_itself() -> None:
+    first, problem, last = documents("a: 1\n...\n---\nb: [2\n---\nc: 3\n")
+    assert first == {"a": 1} and first.line == 1 and last == {"c": 3} and last.line == 6
+    assert isinstance(problem, YamlProblem) and problem.line == 5
+
+
 def test_unhashable_keys_are_the_loaders_error() -> None:
     (problem,) = documents("? [a, b]\n: c\n")
     assert isinstance(problem, YamlProblem) and "unhashable" in problem.message
