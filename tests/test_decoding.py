@@ -78,6 +78,8 @@ def test_integral_numbers_unknown_fields_and_yaml_values_decode_like_kubectl_sen
         "a free-form value (fieldsV1) is kept in its JSON form"
     refused = decode(container(securityContext={"privileged": stamp}))
     assert isinstance(refused, Rejected) and refused.reason == 'expected a boolean, got string "2026-11-01T12:30:00Z"'
+    binary = decode({**pod(), "metadata": {"name": "p", "managedFields": [{"fieldsV1": {"f:data": b"\x00"}}]}})
+    assert isinstance(binary, Rejected) and binary.field == "metadata.managedFields[0].fieldsV1" and "bytes" in binary.reason
 
 
 def test_controllers_are_decoded_and_api_versions_no_longer_served_are_refused() -> None:

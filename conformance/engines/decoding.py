@@ -158,7 +158,7 @@ def _json_type(value: Any) -> str:
 
 
 def _shown(value: Any) -> str:
-    text = json.dumps(_json(value), default=str) if not isinstance(value, float) or math.isfinite(value) else str(value)
+    text = json.dumps(value, default=lambda v: _timestamp(v) if isinstance(v, dt.date) else str(v)) if not isinstance(value, float) or math.isfinite(value) else str(value)
     return text if len(text) <= 40 else text[:37] + "..."
 
 
@@ -257,12 +257,17 @@ def _decode(value: Any, node: _Node) -> Any:
 
 
 def _json(value: Any) -> Any:
-    """A YAML value in its JSON form, as kubectl sends it."""
+    """A free-form YAML value in its JSON form, as kubectl sends it; refused when it has none
+    (NaN, a !!binary or a !!set value), as every typed value is."""
     if isinstance(value, dict):
         return {_key(k): _json(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_json(v) for v in value]
-    return _timestamp(value) if isinstance(value, dt.date) else value
+    if isinstance(value, dt.date):
+        return _timestamp(value)
+    if value is None or isinstance(value, (str, int, bool)) or isinstance(value, float) and math.isfinite(value):
+        return value
+    raise _expected("a JSON value", value)
 
 
 def _timestamp(value: dt.date) -> str:
