@@ -158,7 +158,10 @@ def _json_type(value: Any) -> str:
 
 
 def _shown(value: Any) -> str:
-    text = json.dumps(value, default=lambda v: _timestamp(v) if isinstance(v, dt.date) else str(v)) if not isinstance(value, float) or math.isfinite(value) else str(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        text = str(value)
+    else:
+        text = json.dumps(value, default=lambda v: _timestamp(v) if isinstance(v, dt.date) else str(v))
     return text if len(text) <= 40 else text[:37] + "..."
 
 
