@@ -135,7 +135,7 @@ def evaluate(
         set_variable(context, name, to_json(value))
     operation = str(context["request"].get("operation") or operation)
     if operation in ("UPDATE", "DELETE") and context["request"].get("oldObject") is None:
-        context["request"]["oldObject"] = copy.deepcopy(context["request"].get("object"))
+        context["request"]["oldObject"] = context["request"].get("object")  # shared: nothing writes into context values
     subject = context["request"]["object"] if operation != "DELETE" else context["request"]["oldObject"]
     subject = subject or {}
     request = Request(operation, dict(namespace_labels or {}), dict(user_info or {}), subresource)
