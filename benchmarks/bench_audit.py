@@ -9,7 +9,8 @@ the same files with the same loader and the worker count of a one-engine audit: 
 its workers at a smaller corpus), peak memory (the largest
 resident set among the audit's processes: workers are separate processes; CPU seconds add them up), the disagreements under `all` (target 0) and, when a `gator` binary is on
 PATH, the ratio to `gator test` on the same corpus and templates. Each figure is the median of
-`--runs` runs. The machine should be otherwise idle.
+`--runs` runs. The machine should be otherwise idle. kupe-policy's own bytecode is compiled first
+(bytecode.py).
 
 The corpus is deterministic (seeded): all 8 workload kinds, in files of 100 documents (YAML
 streams; with --json, `kubectl get -o json` Lists), over
@@ -41,6 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+from bytecode import compile_packages
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
 
@@ -243,6 +245,7 @@ def main_() -> None:
 
         print(" ".join([*adapter_backends("all"), "all"]))
         return
+    compile_packages()
     args.backends = args.backends or helper("--list-backends").split()
     for count in args.objects:
         bench(count, args.runs, args.seed, args.backends, args.json)
