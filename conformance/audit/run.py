@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
+import pickle
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -81,6 +83,17 @@ def _start_worker(program: ir.Program, backends: list[str], artifacts: dict[str,
     _worker = Auditor(program, backends, artifacts=artifacts, shared=shared), {r.id: r for r in program.rules}, DockerJudge(program)
 
 
+def _start_worker_from(setup: Path, shared: tuple[SharedCache, SharedCache]) -> None:
+    """`_start_worker` with the program, backends and artifacts pickled in `setup`.
+
+    A spawned process receives its initializer's arguments through a pipe, and reads the rest of
+    them only after importing the initializer's module (~0.3 s): arguments larger than the pipe
+    (the artifacts: 160 KB for one engine, 640 KB for all) held the parent, and so the next
+    worker's start, until then. A path is small."""
+    program, backends, artifacts = pickle.loads(setup.read_bytes())
+    _start_worker(program, backends, artifacts, shared)
+
+
 Part = tuple[int, Inputs, list[Judgement], int]  # files, what they held, their judgements, evaluations
 
 
@@ -135,10 +148,13 @@ def _parts(files: list[Path], program: ir.Program, backends: list[str], workers:
         yield from map(_audit_files, _chunks(files))
         return
     context = multiprocessing.get_context("spawn")  # the native engines must not be forked mid-state
-    with shared_caches(context, 2) as (verdicts, findings), \
-            ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
-                                initargs=(program, backends, artifacts, (verdicts, findings))) as pool:
-        yield from pool.map(_audit_files, _chunks(files))
+    with tempfile.TemporaryDirectory(prefix="kupe-audit-") as folder:
+        setup = Path(folder) / "worker-setup.pickle"
+        setup.write_bytes(pickle.dumps((program, backends, artifacts)))
+        with shared_caches(context, 2) as (verdicts, findings), \
+                ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker_from,
+                                    initargs=(setup, (verdicts, findings))) as pool:
+            yield from pool.map(_audit_files, _chunks(files))
 
 
 def audit(paths: list[Path], program: ir.Program, backends: list[str], *, workers: int | None = None) -> AuditRun:
