@@ -11,6 +11,7 @@ rego-cpp would otherwise silently evaluate them to undefined and a rule would ne
 """
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass
@@ -92,8 +93,15 @@ class Token:
     line_start: bool
 
 
-def tokenize(source: str) -> list[Token]:
-    """Split Rego into significant tokens (comments and whitespace dropped), tracking depth."""
+Tokens = tuple[Token, ...]
+
+
+@functools.lru_cache(maxsize=256)
+def tokenize(source: str) -> Tokens:
+    """Split Rego into significant tokens (comments and whitespace dropped), tracking depth.
+
+    Each pass over a template tokenizes its source again, and templates share their libraries:
+    building the 11 shipped templates tokenized 23 sources 110 times (0.3 of the 0.75 s it took)."""
     tokens: list[Token] = []
     pos, depth, new_line = 0, 0, True
     while pos < len(source):
@@ -116,7 +124,7 @@ def tokenize(source: str) -> list[Token]:
         new_line = False
     if depth != 0:
         raise RegoSourceError("unbalanced brackets in Rego source")
-    return tokens
+    return tuple(tokens)
 
 
 def package_of(source: str) -> str:
@@ -133,7 +141,7 @@ def package_of(source: str) -> str:
     raise RegoSourceError("Rego module has no package declaration")
 
 
-def _matching(tokens: list[Token], i: int) -> int:
+def _matching(tokens: Tokens, i: int) -> int:
     """Index of the bracket closing the one opened at ``tokens[i]``."""
     depth = tokens[i].depth
     for j in range(i + 1, len(tokens)):
@@ -142,7 +150,7 @@ def _matching(tokens: list[Token], i: int) -> int:
     raise RegoSourceError("unbalanced brackets in Rego source")
 
 
-def _imports(tokens: list[Token]) -> list[str]:
+def _imports(tokens: Tokens) -> list[str]:
     """Dotted paths of the module's imports (alias excluded)."""
     paths: list[str] = []
     for i, tok in enumerate(tokens):
@@ -156,7 +164,7 @@ def _imports(tokens: list[Token]) -> list[str]:
     return paths
 
 
-def _keyword_uses(tokens: list[Token]) -> set[str]:
+def _keyword_uses(tokens: Tokens) -> set[str]:
     """v1 keywords used as keywords (not as a call like the builtin ``contains(a, b)``)."""
     used = set()
     for i, tok in enumerate(tokens):
@@ -169,12 +177,12 @@ def _keyword_uses(tokens: list[Token]) -> set[str]:
     return used
 
 
-def _statement_starts(tokens: list[Token]) -> list[int]:
+def _statement_starts(tokens: Tokens) -> list[int]:
     """Indices of tokens that begin a top-level statement (package, import or rule)."""
     return [i for i, t in enumerate(tokens) if t.depth == 0 and t.line_start]
 
 
-def _end_of_statement(tokens: list[Token], i: int) -> bool:
+def _end_of_statement(tokens: Tokens, i: int) -> bool:
     return i >= len(tokens) or tokens[i].line_start and tokens[i].depth == 0
 
 
@@ -295,7 +303,7 @@ def unsupported_calls(sources: list[str], is_builtin) -> list[str]:
 _HOIST_PREFIX = "__kupe_ref"
 
 
-def _is_comprehension(tokens: list[Token], i: int, close: int) -> bool:
+def _is_comprehension(tokens: Tokens, i: int, close: int) -> bool:
     """A ``[``/``{`` group with a top-level ``|`` is a comprehension (its own scope)."""
     inner = tokens[i].depth + 1
     return tokens[i].text in "[{" and any(
@@ -303,7 +311,7 @@ def _is_comprehension(tokens: list[Token], i: int, close: int) -> bool:
     )
 
 
-def _ref_end(tokens: list[Token], i: int) -> tuple[int, bool]:
+def _ref_end(tokens: Tokens, i: int) -> tuple[int, bool]:
     """(index after the ref starting at ``tokens[i]``, whether an index holds a variable)."""
     j, has_var = i + 1, False
     while j < len(tokens):
@@ -326,7 +334,7 @@ def _opens_body(prev: Token) -> bool:
     return _ends_term(prev) and not (prev.kind == "ident" and prev.text in _REGO_KEYWORDS)
 
 
-def _bodies(tokens: list[Token]) -> list[tuple[int, int]]:
+def _bodies(tokens: Tokens) -> list[tuple[int, int]]:
     """(first, end) token ranges of rule bodies and comprehension bodies, innermost first."""
     bodies: list[tuple[int, int, int]] = []
     for i, tok in enumerate(tokens):
@@ -341,7 +349,7 @@ def _bodies(tokens: list[Token]) -> list[tuple[int, int]]:
     return [(a, b) for _, a, b in sorted(bodies, key=lambda t: -t[0])]
 
 
-def _expressions(tokens: list[Token], first: int, end: int) -> list[tuple[int, int]]:
+def _expressions(tokens: Tokens, first: int, end: int) -> list[tuple[int, int]]:
     """Split a body into expressions at ``;`` and line starts on the body's own depth."""
     if first >= end:
         return []
@@ -481,7 +489,7 @@ def shim_sprintf(source: str) -> str:
     return source + _SPRINTF_SHIM
 
 
-def _expanded_sprintf(source: str, tokens: list[Token], i: int) -> tuple[int, str] | None:
+def _expanded_sprintf(source: str, tokens: Tokens, i: int) -> tuple[int, str] | None:
     """(end offset, replacement) for `sprintf("literal", [a, b])` at tokens[i]; None for any other form."""
     if i + 4 >= len(tokens) or tokens[i + 3].text != "," or tokens[i + 4].text != "[":
         return None
