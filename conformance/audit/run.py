@@ -11,6 +11,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import click
@@ -50,8 +51,9 @@ class AuditRun:
     rejected: list[Workload] = field(default_factory=list)  # objects the API server would not decode
     evaluations: int = 0  # single-rule evaluations handed to the engines (each by every chosen backend)
 
-    @property
+    @cached_property
     def rules(self) -> dict[str, ir.ResolvedRule]:
+        """Rule id → rule (the program does not change: asked once per workload and per violation)."""
         return {r.id: r for r in self.program.rules}
 
     @property

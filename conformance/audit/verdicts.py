@@ -362,5 +362,5 @@ def violations(workload: Workload, outcome: dict[str, Outcome], findings: list[F
 
 def disagreement(workload: Workload, outcome: dict[str, Outcome]) -> Disagreement | None:
     """Engine drift: the backends did not all give the same verdicts (an error counts as a verdict)."""
-    distinct = {_CANONICAL.encode(v) for v in outcome.values()}
-    return Disagreement(workload, dict(outcome)) if len(distinct) > 1 else None
+    first, *others = outcome.values()
+    return Disagreement(workload, dict(outcome)) if any(other != first for other in others) else None
