@@ -3,7 +3,7 @@
 An installed package, or a checkout run once, imports its modules from `__pycache__`. Where
 PYTHONDONTWRITEBYTECODE is set (as on the machines these benchmarks were first run on) and the
 package is installed in editable mode, nothing ever writes that cache, so every process would
-compile kupe-policy's sources again (about 0.2 s each), and that would be measured instead.
+compile kupe-policy's sources again (0.1 to 0.25 s each here), and the benchmarks would time that.
 """
 
 from __future__ import annotations
