@@ -41,6 +41,15 @@ def test_reads_every_input_shape_and_reports_bad_files(project: Path) -> None:
     assert [p["where"] for p in report["problems"]] == [f"{MANIFESTS / 'truncated.yaml'}:6"]
 
 
+@pytest.mark.parametrize("inputs", [MANIFESTS, MANIFESTS / "mixed" / "other-group.yaml"], ids=["violations", "none"])
+def test_json_report_is_json_dumps_indented(project: Path, inputs: Path) -> None:
+    """The violations are written by the C encoder, and the text is still json.dumps's with indent=2 and sorted keys."""
+    _, out = audit(str(inputs), "--format", "json")
+    report = json.loads(out)
+    assert bool(report["violations"]) == (inputs == MANIFESTS)
+    assert out == json.dumps(report, indent=2, sort_keys=True) + "\n"
+
+
 def test_violation_lines_point_at_the_object(project: Path) -> None:
     _, out = audit(str(MANIFESTS / "mixed"), "--format", "json")
     where = {(v["name"], v["rule"]): v["where"] for v in json.loads(out)["violations"]}
