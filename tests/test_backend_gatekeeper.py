@@ -78,7 +78,7 @@ def test_template_names_kind_and_rego_form() -> None:
     assert "request := input.review" in lib and "resource := request.object" in lib
     assert "old_resource := request.oldObject" in lib
     assert "pod_spec := kupe.pod_spec(kupe.resource, kinds)" in rego
-    assert "old_pod_spec := kupe.pod_spec(kupe.old_resource, kinds)" in rego
+    assert "old_pod_spec := spec if {\n\tspec := kupe.pod_spec(kupe.old_resource, kinds)\n} else := null" in rego
     prepare_v0(rego)  # Gatekeeper's v0 parse: every v1 keyword imported from future.keywords
 
 

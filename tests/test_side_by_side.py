@@ -251,8 +251,9 @@ pattern: {"resources": {"limits": {"cpu": "*"}}}
 SUBJECTS = {
     "containers": {
         "rego": """
-# The containers of a pod spec failing check 0, by name (exemptions applied).
+# The containers of a pod spec failing check 0, by name (exemptions applied; none when `spec` is null: no old object).
 failing_0(spec, wl) := {name |
+	is_object(spec)
 	some x in kupe.containers(spec, ["containers", "initContainers", "ephemeralContainers"])
 	not ok_0(x, spec, wl)
 	name := object.get(x, "name", "")
@@ -265,8 +266,9 @@ failing_0(spec, wl) := {name |
     },
     "pod_spec": {
         "rego": """
-# The pod spec, named "", when it fails check 0 (exemptions applied).
+# The pod spec, named "", when it fails check 0 (exemptions applied; none when `spec` is null: no old object).
 failing_0(spec, wl) := {"" |
+	is_object(spec)
 	x := spec
 	not ok_0(x, spec, wl)
 	not kupe.waived(wl, waivers, "")
@@ -278,8 +280,9 @@ failing_0(spec, wl) := {"" |
     },
     "volumes": {
         "rego": """
-# The volumes of a pod spec failing check 0, by name (exemptions applied).
+# The volumes of a pod spec failing check 0, by name (exemptions applied; none when `spec` is null: no old object).
 failing_0(spec, wl) := {name |
+	is_object(spec)
 	some x in kupe.volumes(spec)
 	not ok_0(x, spec, wl)
 	name := object.get(x, "name", "")
@@ -292,8 +295,9 @@ failing_0(spec, wl) := {name |
     },
     "some_container_lists": {
         "rego": """
-# The containers of a pod spec failing check 0, by name (exemptions applied).
+# The containers of a pod spec failing check 0, by name (exemptions applied; none when `spec` is null: no old object).
 failing_0(spec, wl) := {name |
+	is_object(spec)
 	some x in kupe.containers(spec, ["containers", "initContainers"])
 	not ok_0(x, spec, wl)
 	name := object.get(x, "name", "")

@@ -274,11 +274,11 @@ class RegoLowering(Lowering):
     # --- subjects: which subjects fail, and the violation rule ------------------------------
 
     def _failing(self, check: ir.Check, index: int, noun: str, subjects: list[str], exempt_as: str) -> str:
-        lines = [*subjects, f"not ok_{index}(x, spec, wl)", *(['name := object.get(x, "name", "")'] if noun else []),
+        lines = ["is_object(spec)", *subjects, f"not ok_{index}(x, spec, wl)", *(['name := object.get(x, "name", "")'] if noun else []),
                  f"not kupe.waived(wl, waivers, {exempt_as})"]
         head = "name" if noun else '""'
         what = f"The {noun}s of a pod spec failing check {index}, by name" if noun else f"The pod spec, named \"\", when it fails check {index}"
-        return f"# {what} (exemptions applied).\nfailing_{index}(spec, wl) := {{{head} |\n{_body(lines)}\n}}\n"
+        return f"# {what} (exemptions applied; none when `spec` is null: no old object).\nfailing_{index}(spec, wl) := {{{head} |\n{_body(lines)}\n}}\n"
 
     def _violation(self, payload: Payload, check: ir.Check, index: int, name: str, message: str) -> str:
         """The rule for the subjects failing check `index`, each named `name` ("" for the pod spec)."""

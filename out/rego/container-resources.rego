@@ -25,16 +25,21 @@ kinds := ["Pod", "Deployment", "ReplicaSet", "StatefulSet", "DaemonSet", "Job", 
 pod_spec := kupe.pod_spec(kupe.resource, kinds)
 
 # On an UPDATE, the object it replaces: a subject that failed a check there too, under the
-# exemptions that select the object, is no new violation.
-old_pod_spec := kupe.pod_spec(kupe.old_resource, kinds)
+# exemptions that select the object, is no new violation. Null when there is none (a creation):
+# OPA evaluates the arguments of a call under `not` before the negation, so an undefined one
+# would leave every violation undefined (docs/engine-notes.md).
+old_pod_spec := spec if {
+	spec := kupe.pod_spec(kupe.old_resource, kinds)
+} else := null
 
 # Check 0, each container in containers, initContainers: resources.requests.cpu must be set
 ok_0(x, _, _) if {
 	kupe.has_value(x, ["resources", "requests", "cpu"])
 }
 
-# The containers of a pod spec failing check 0, by name (exemptions applied).
+# The containers of a pod spec failing check 0, by name (exemptions applied; none when `spec` is null: no old object).
 failing_0(spec, wl) := {name |
+	is_object(spec)
 	some x in kupe.containers(spec, ["containers", "initContainers"])
 	not ok_0(x, spec, wl)
 	name := object.get(x, "name", "")
@@ -53,8 +58,9 @@ ok_1(x, _, _) if {
 	kupe.has_value(x, ["resources", "requests", "memory"])
 }
 
-# The containers of a pod spec failing check 1, by name (exemptions applied).
+# The containers of a pod spec failing check 1, by name (exemptions applied; none when `spec` is null: no old object).
 failing_1(spec, wl) := {name |
+	is_object(spec)
 	some x in kupe.containers(spec, ["containers", "initContainers"])
 	not ok_1(x, spec, wl)
 	name := object.get(x, "name", "")
@@ -73,8 +79,9 @@ ok_2(x, _, _) if {
 	kupe.has_value(x, ["resources", "limits", "cpu"])
 }
 
-# The containers of a pod spec failing check 2, by name (exemptions applied).
+# The containers of a pod spec failing check 2, by name (exemptions applied; none when `spec` is null: no old object).
 failing_2(spec, wl) := {name |
+	is_object(spec)
 	some x in kupe.containers(spec, ["containers", "initContainers"])
 	not ok_2(x, spec, wl)
 	name := object.get(x, "name", "")
@@ -93,8 +100,9 @@ ok_3(x, _, _) if {
 	kupe.has_value(x, ["resources", "limits", "memory"])
 }
 
-# The containers of a pod spec failing check 3, by name (exemptions applied).
+# The containers of a pod spec failing check 3, by name (exemptions applied; none when `spec` is null: no old object).
 failing_3(spec, wl) := {name |
+	is_object(spec)
 	some x in kupe.containers(spec, ["containers", "initContainers"])
 	not ok_3(x, spec, wl)
 	name := object.get(x, "name", "")

@@ -25,8 +25,12 @@ kinds := ["Pod", "Deployment", "ReplicaSet", "StatefulSet", "DaemonSet", "Job", 
 pod_spec := kupe.pod_spec(kupe.resource, kinds)
 
 # On an UPDATE, the object it replaces: a subject that failed a check there too, under the
-# exemptions that select the object, is no new violation.
-old_pod_spec := kupe.pod_spec(kupe.old_resource, kinds)
+# exemptions that select the object, is no new violation. Null when there is none (a creation):
+# OPA evaluates the arguments of a call under `not` before the negation, so an undefined one
+# would leave every violation undefined (docs/engine-notes.md).
+old_pod_spec := spec if {
+	spec := kupe.pod_spec(kupe.old_resource, kinds)
+} else := null
 
 # Check 0, the pod spec: hostNetwork must not be true
 ok_0(x, _, _) if {
@@ -39,8 +43,9 @@ ok_0(x, _, _) if {
 	v != true
 }
 
-# The pod spec, named "", when it fails check 0 (exemptions applied).
+# The pod spec, named "", when it fails check 0 (exemptions applied; none when `spec` is null: no old object).
 failing_0(spec, wl) := {"" |
+	is_object(spec)
 	x := spec
 	not ok_0(x, spec, wl)
 	not kupe.waived(wl, waivers, "")
@@ -64,8 +69,9 @@ ok_1(x, _, _) if {
 	v != true
 }
 
-# The pod spec, named "", when it fails check 1 (exemptions applied).
+# The pod spec, named "", when it fails check 1 (exemptions applied; none when `spec` is null: no old object).
 failing_1(spec, wl) := {"" |
+	is_object(spec)
 	x := spec
 	not ok_1(x, spec, wl)
 	not kupe.waived(wl, waivers, "")
@@ -89,8 +95,9 @@ ok_2(x, _, _) if {
 	v != true
 }
 
-# The pod spec, named "", when it fails check 2 (exemptions applied).
+# The pod spec, named "", when it fails check 2 (exemptions applied; none when `spec` is null: no old object).
 failing_2(spec, wl) := {"" |
+	is_object(spec)
 	x := spec
 	not ok_2(x, spec, wl)
 	not kupe.waived(wl, waivers, "")

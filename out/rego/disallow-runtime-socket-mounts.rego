@@ -25,8 +25,12 @@ kinds := ["Pod", "Deployment", "ReplicaSet", "StatefulSet", "DaemonSet", "Job", 
 pod_spec := kupe.pod_spec(kupe.resource, kinds)
 
 # On an UPDATE, the object it replaces: a subject that failed a check there too, under the
-# exemptions that select the object, is no new violation.
-old_pod_spec := kupe.pod_spec(kupe.old_resource, kinds)
+# exemptions that select the object, is no new violation. Null when there is none (a creation):
+# OPA evaluates the arguments of a call under `not` before the negation, so an undefined one
+# would leave every violation undefined (docs/engine-notes.md).
+old_pod_spec := spec if {
+	spec := kupe.pod_spec(kupe.old_resource, kinds)
+} else := null
 
 # Check 0, each volume: hostPath.path (as a path, without //, /./ or a trailing /) must not be one of ["/", "/run", "/run/containerd", "/run/containerd/containerd.sock", "/run/cri-dockerd.sock", "/run/crio", "/run/crio/crio.sock", "/run/docker.sock", "/run/host-containerd", "/run/host-containerd/containerd.sock", "/run/k3s", "/run/k3s/containerd", "/run/k3s/containerd/containerd.sock", "/run/podman", "/run/podman/podman.sock", "/var", "/var/run", "/var/run/containerd", "/var/run/containerd/containerd.sock", "/var/run/cri-dockerd.sock", "/var/run/crio", "/var/run/crio/crio.sock", "/var/run/docker.sock", "/var/run/podman", "/var/run/podman/podman.sock"]
 ok_0(x, _, _) if {
@@ -39,8 +43,9 @@ ok_0(x, _, _) if {
 	not v in {"/", "/run", "/run/containerd", "/run/containerd/containerd.sock", "/run/cri-dockerd.sock", "/run/crio", "/run/crio/crio.sock", "/run/docker.sock", "/run/host-containerd", "/run/host-containerd/containerd.sock", "/run/k3s", "/run/k3s/containerd", "/run/k3s/containerd/containerd.sock", "/run/podman", "/run/podman/podman.sock", "/var", "/var/run", "/var/run/containerd", "/var/run/containerd/containerd.sock", "/var/run/cri-dockerd.sock", "/var/run/crio", "/var/run/crio/crio.sock", "/var/run/docker.sock", "/var/run/podman", "/var/run/podman/podman.sock"}
 }
 
-# The volumes of a pod spec failing check 0, by name (exemptions applied).
+# The volumes of a pod spec failing check 0, by name (exemptions applied; none when `spec` is null: no old object).
 failing_0(spec, wl) := {name |
+	is_object(spec)
 	some x in kupe.volumes(spec)
 	not ok_0(x, spec, wl)
 	name := object.get(x, "name", "")

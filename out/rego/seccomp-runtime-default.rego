@@ -25,8 +25,12 @@ kinds := ["Pod", "Deployment", "ReplicaSet", "StatefulSet", "DaemonSet", "Job", 
 pod_spec := kupe.pod_spec(kupe.resource, kinds)
 
 # On an UPDATE, the object it replaces: a subject that failed a check there too, under the
-# exemptions that select the object, is no new violation.
-old_pod_spec := kupe.pod_spec(kupe.old_resource, kinds)
+# exemptions that select the object, is no new violation. Null when there is none (a creation):
+# OPA evaluates the arguments of a call under `not` before the negation, so an undefined one
+# would leave every violation undefined (docs/engine-notes.md).
+old_pod_spec := spec if {
+	spec := kupe.pod_spec(kupe.old_resource, kinds)
+} else := null
 
 # Check 0, each container in containers, initContainers, ephemeralContainers: securityContext.seccompProfile.type (or the pod's securityContext.seccompProfile.type when the container leaves it unset) must be one of the values of parameter allowed_profile_types
 ok_0(x, spec, wl) if {
@@ -35,8 +39,9 @@ ok_0(x, spec, wl) if {
 	v in kupe.allowed(wl, params, widenings, "allowed_profile_types", object.get(x, "name", ""))
 }
 
-# The containers of a pod spec failing check 0, by name (exemptions applied).
+# The containers of a pod spec failing check 0, by name (exemptions applied; none when `spec` is null: no old object).
 failing_0(spec, wl) := {name |
+	is_object(spec)
 	some x in kupe.containers(spec, ["containers", "initContainers", "ephemeralContainers"])
 	not ok_0(x, spec, wl)
 	name := object.get(x, "name", "")

@@ -134,7 +134,9 @@ adds_only(service, allowed) if {
 
 read_only_root(service) if is_true(service.read_only)
 
-not_privileged(service) if not is_true(service.privileged)
+# object.get, not `service.privileged`: OPA evaluates a call's arguments before the `not` around it,
+# so an unset field would leave the negation undefined (docs/engine-notes.md).
+not_privileged(service) if not is_true(object.get(service, "privileged", null))
 
 no_host_network(service) if not service.network_mode == "host"
 
