@@ -10,9 +10,9 @@ import click
 
 from compiler import pipeline
 
-from . import docker, runner
+from . import docker, gator, runner
 from .adapters import all_adapters
-from .suite import CASES_DIR, load_cases
+from .suite import CASES_DIR, Case, load_cases
 
 
 @click.command("test")
@@ -21,7 +21,9 @@ from .suite import CASES_DIR, load_cases
 @click.option("--json", "as_json", is_flag=True, help="One JSON record per case × backend × rule.")
 @click.option("--cases", "cases_dir", default=str(CASES_DIR), show_default=True, type=click.Path(path_type=Path))
 @click.option("--policies", "policies_dir", default="policies", show_default=True, type=click.Path(path_type=Path))
-def test(backends: tuple[str, ...], as_json: bool, cases_dir: Path, policies_dir: Path) -> None:
+@click.option("--gator", "with_gator", is_flag=True,
+              help="Also ask a real `gator test` (on PATH) about every creation case, in its CEL and its Rego mode.")
+def test(backends: tuple[str, ...], as_json: bool, cases_dir: Path, policies_dir: Path, with_gator: bool) -> None:
     """Run the conformance suite through every backend's engine and print the verdict matrix."""
     available = all_adapters()  # keyed by adapter name: a compiler backend, or e.g. gatekeeper-cel
     pipeline.select_backends([b for b in backends if b not in available])  # refuses names of neither kind
@@ -31,11 +33,12 @@ def test(backends: tuple[str, ...], as_json: bool, cases_dir: Path, policies_dir
     chosen = [b for b in available if not backends or b in backends]
     platforms = [p for p in docker.PLATFORMS if not backends or p in backends]
     program, _ = pipeline.build_program(policies_dir, runner.SUITE_AS_OF)
+    cases = load_cases(cases_dir, {r.id for r in program.rules})
+    gator_lines, mismatches = _gator(cases, policies_dir) if with_gator else ([], [])
     docker_results = docker.run(program, platforms) if platforms else []
     if not chosen:  # Docker's platforms only
-        click.echo("\n".join(docker.summary(docker_results)))
-        sys.exit(int(any(got != case.expect for case, got in docker_results)))
-    cases = load_cases(cases_dir, {r.id for r in program.rules})
+        click.echo("\n".join([*docker.summary(docker_results), *gator_lines]))
+        sys.exit(int(any(got != case.expect for case, got in docker_results) or bool(mismatches)))
     records = runner.run(cases, chosen, policies_dir)
     if as_json:
         for record in records:
@@ -44,6 +47,17 @@ def test(backends: tuple[str, ...], as_json: bool, cases_dir: Path, policies_dir
         click.echo(runner.matrix(records))
         for name in chosen:
             click.echo(f"  {name}: evaluated by {available[name].engine}")
-        click.echo("\n".join(docker.summary(docker_results)))
-    if runner.failed(records) or any(got != case.expect for case, got in docker_results):
+        click.echo("\n".join([*docker.summary(docker_results), *gator_lines]))
+    if runner.failed(records) or any(got != case.expect for case, got in docker_results) or mismatches:
         sys.exit(1)
+
+
+def _gator(cases: list[Case], policies_dir: Path) -> tuple[list[str], list[gator.Mismatch]]:
+    """What a real gator says of the creation cases: a summary line per mode, then each mismatch."""
+    try:
+        asked, mismatches = gator.cross_check(cases, policies_dir, runner.SUITE_AS_OF)
+    except gator.GatorError as error:
+        raise click.ClickException(str(error)) from None
+    lines = [f"gator ({mode}): {asked - sum(m.mode == mode for m in mismatches)}/{asked} creation cases give their expected verdicts"
+             for mode in gator.MODES]
+    return lines + [f"  {m}" for m in mismatches], mismatches

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import regopy
 import yaml
-
 from conftest import program
+
 from compiler import ir, passes, pipeline
 from compiler.backends.rego import RegoBackend
 from compiler.dsl import PolicySet, Recommended, Required, containers, exempt, pod
