@@ -193,17 +193,20 @@ def _undefined(modules: dict[str, str], refs: list[str], document: dict) -> list
     return [ref for ref, count in zip(refs, found[0].bindings["x"]) if count == 0]
 
 
-def _rego_backend() -> list[tuple[str, dict[str, str], str, dict[str, dict]]]:
+Judged = list[tuple[str, dict[str, str], str, str, dict[str, dict]]]  # where, modules, the rule's module, its package, inputs
+
+
+def _rego_backend() -> Judged:
     files = pipeline.compile_backends(pipeline.build_program(REPO / "policies", AS_OF)[0], ["rego"])
     modules = {p: t for p, t in files.items() if p.endswith(".rego")}
     inputs = {name: {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": r} for name, r in _REQUESTS.items()}
     inputs["manifest (conftest)"] = _POD
     shared = {p: t for p, t in modules.items() if p.count("/") != 1 or p == "rego/main.rego"}
-    return [(path, {**shared, path: text}, re.search(r"^package (\S+)", text, re.MULTILINE)[1], inputs)
+    return [(path, {**shared, path: text}, text, re.search(r"^package (\S+)", text, re.MULTILINE)[1], inputs)
             for path, text in modules.items() if path not in shared]
 
 
-def _gatekeeper_backend() -> list[tuple[str, dict[str, str], str, dict[str, dict]]]:
+def _gatekeeper_backend() -> Judged:
     files = pipeline.compile_backends(pipeline.build_program(REPO / "policies", AS_OF)[0], ["gatekeeper"])
     found = []
     for path, text in sorted(files.items()):
@@ -212,7 +215,7 @@ def _gatekeeper_backend() -> list[tuple[str, dict[str, str], str, dict[str, dict
             constraint = next(yaml.safe_load_all(files[path.replace("/templates/", "/constraints/")]))
             modules = {"rule.rego": target["rego"], **{f"lib{i}.rego": lib for i, lib in enumerate(target["libs"])}}
             inputs = {name: {"review": r, "parameters": constraint["spec"].get("parameters", {})} for name, r in _REQUESTS.items()}
-            found.append((path, modules, re.search(r"^package (\S+)", target["rego"], re.MULTILINE)[1], inputs))
+            found.append((path, modules, target["rego"], re.search(r"^package (\S+)", target["rego"], re.MULTILINE)[1], inputs))
     return found
 
 
@@ -225,9 +228,9 @@ def test_every_rule_a_negation_reads_is_defined_on_every_judged_request(backend)
     gator v3.21.1, docs/engine-notes.md). So every rule a negation reads must be defined on every
     request a rule judges."""
     checked = 0
-    for path, modules, package, inputs in backend():
-        lib = "\n".join(text for name, text in modules.items() if "package lib.kupe" in text)
-        own, shared = _read_under_negation(modules[path] if path in modules else modules["rule.rego"], lib)
+    for path, modules, module, package, inputs in backend():
+        lib = "\n".join(text for text in modules.values() if "package lib.kupe" in text)
+        own, shared = _read_under_negation(module, lib)
         assert "old_pod_spec" in own, f"{path}: the UPDATE guard reads the old pod spec under `not`"
         refs = [f"data.{package}.{rule}" for rule in sorted(own)] + [f"data.lib.kupe.{rule}" for rule in sorted(shared)]
         for name, document in inputs.items():
