@@ -25,11 +25,11 @@ import yaml
 from compiler import pipeline
 
 from .adapters import admitted
+from .adapters.gatekeeper import VERDICTS
 from .suite import Case
 
 # gator's mode → its flags, and the backend whose known failures (a case's `known_failures`) it shares
 MODES = {"CEL": ((), "gatekeeper-cel"), "Rego": (("--enable-k8s-native-validation=false",), "gatekeeper")}
-_VERDICT = {"deny": "deny", "dryrun": "audit", "warn": "audit"}  # gator's enforcementAction → the suite's verdict
 Identity = tuple[str, str, str, str]  # apiVersion, kind, namespace, name: how gator names an object
 
 
@@ -96,7 +96,7 @@ def verdicts(output: str) -> dict[Identity, dict[str, str]]:
     found: dict[Identity, dict[str, str]] = {}
     for result in results:
         rule = result["constraint"]["metadata"]["labels"]["policy.kupe.cloud/rule"]
-        found.setdefault(_identity(result["violatingObject"]), {})[rule] = _VERDICT[result["enforcementAction"]]
+        found.setdefault(_identity(result["violatingObject"]), {})[rule] = VERDICTS[result["enforcementAction"]]
     return found
 
 

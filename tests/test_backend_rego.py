@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import re
 from pathlib import Path
@@ -171,7 +172,8 @@ _REQUESTS = {  # every request a rule judges, as the AdmissionRequest OPA and Ga
     "creation without oldObject": _review("CREATE", _DEPLOYMENT, None, with_old=False),
     "update": _review("UPDATE", _POD, _POD),
     "update of another kind": _review("UPDATE", {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}}, None),
-}
+    "kubectl debug": {**_review("UPDATE", _POD, _POD), "subResource": "ephemeralcontainers"},
+}  # a DELETE is never judged
 
 
 def _read_under_negation(module: str, lib: str) -> tuple[set[str], set[str]]:
@@ -196,9 +198,20 @@ def _undefined(modules: dict[str, str], refs: list[str], document: dict) -> list
 Judged = list[tuple[str, dict[str, str], str, str, dict[str, dict]]]  # where, modules, the rule's module, its package, inputs
 
 
+@functools.cache
+def _shipped() -> dict[str, str]:
+    """The shipped policies' artifacts of every backend that writes Rego, compiled once for these tests."""
+    return pipeline.compile_backends(pipeline.build_program(REPO / "policies", AS_OF)[0], ["rego", "gatekeeper", "compose", "dockerfile"])
+
+
+def _templates() -> dict[str, dict]:
+    """Each Gatekeeper template's target (its rego and libs), by path."""
+    return {path: yaml.safe_load(text)["spec"]["targets"][0] for path, text in sorted(_shipped().items())
+            if path.startswith("gatekeeper/templates/") and not path.endswith("kustomization.yaml")}
+
+
 def _rego_backend() -> Judged:
-    files = pipeline.compile_backends(pipeline.build_program(REPO / "policies", AS_OF)[0], ["rego"])
-    modules = {p: t for p, t in files.items() if p.endswith(".rego")}
+    modules = {p: t for p, t in _shipped().items() if p.startswith("rego/") and p.endswith(".rego")}
     inputs = {name: {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": r} for name, r in _REQUESTS.items()}
     inputs["manifest (conftest)"] = _POD
     shared = {p: t for p, t in modules.items() if p.count("/") != 1 or p == "rego/main.rego"}
@@ -207,15 +220,12 @@ def _rego_backend() -> Judged:
 
 
 def _gatekeeper_backend() -> Judged:
-    files = pipeline.compile_backends(pipeline.build_program(REPO / "policies", AS_OF)[0], ["gatekeeper"])
     found = []
-    for path, text in sorted(files.items()):
-        if path.startswith("gatekeeper/templates/") and not path.endswith("kustomization.yaml"):
-            target = yaml.safe_load(text)["spec"]["targets"][0]
-            constraint = next(yaml.safe_load_all(files[path.replace("/templates/", "/constraints/")]))
-            modules = {"rule.rego": target["rego"], **{f"lib{i}.rego": lib for i, lib in enumerate(target["libs"])}}
-            inputs = {name: {"review": r, "parameters": constraint["spec"].get("parameters", {})} for name, r in _REQUESTS.items()}
-            found.append((path, modules, target["rego"], re.search(r"^package (\S+)", target["rego"], re.MULTILINE)[1], inputs))
+    for path, target in _templates().items():
+        constraint = next(yaml.safe_load_all(_shipped()[path.replace("/templates/", "/constraints/")]))
+        modules = {"rule.rego": target["rego"], **{f"lib{i}.rego": lib for i, lib in enumerate(target["libs"])}}
+        inputs = {name: {"review": r, "parameters": constraint["spec"].get("parameters", {})} for name, r in _REQUESTS.items()}
+        found.append((path, modules, target["rego"], re.search(r"^package (\S+)", target["rego"], re.MULTILINE)[1], inputs))
     return found
 
 
@@ -241,13 +251,9 @@ def test_every_rule_a_negation_reads_is_defined_on_every_judged_request(backend)
 
 def _rego_texts() -> dict[str, str]:
     """Every Rego text the compiler writes: modules, and the Gatekeeper templates' rego and libs."""
-    files = pipeline.compile_backends(pipeline.build_program(REPO / "policies", AS_OF)[0],
-                                      ["rego", "gatekeeper", "compose", "dockerfile"])
-    texts = {p: t for p, t in files.items() if p.endswith(".rego")}
-    for path, text in files.items():
-        if path.startswith("gatekeeper/templates/") and not path.endswith("kustomization.yaml"):
-            target = yaml.safe_load(text)["spec"]["targets"][0]
-            texts.update({f"{path}:rego": target["rego"], **{f"{path}:libs[{i}]": lib for i, lib in enumerate(target["libs"])}})
+    texts = {p: t for p, t in _shipped().items() if p.endswith(".rego")}
+    for path, target in _templates().items():
+        texts.update({f"{path}:rego": target["rego"], **{f"{path}:libs[{i}]": lib for i, lib in enumerate(target["libs"])}})
     return texts
 
 

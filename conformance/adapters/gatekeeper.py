@@ -22,7 +22,7 @@ from compiler.render import parse_yaml
 from ..engines.gatekeeper import ConstraintTemplateEngine, EvaluationError, MatchError, TemplateError, Violation
 from . import Adapter, AdapterError, Request, admission_request
 
-_VERDICT = {"deny": "deny", "dryrun": "audit", "warn": "audit"}
+VERDICTS = {"deny": "deny", "dryrun": "audit", "warn": "audit"}  # enforcementAction → the suite's verdict
 
 
 def _objects(artifacts: dict[str, str], folder: str) -> list[dict[str, Any]]:
@@ -77,7 +77,7 @@ class GatekeeperAdapter(Adapter):
                 raise AdapterError(f"{name}: {error}") from None
             for violation in violations:
                 self.check(name, rule, violation)
-                verdict = _VERDICT[violation.enforcement_action]
+                verdict = VERDICTS[violation.enforcement_action]
                 if verdicts.setdefault(rule, verdict) != verdict:
                     raise AdapterError(f"rule {rule} both denies and audits")
         return verdicts
