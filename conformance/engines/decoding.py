@@ -33,6 +33,7 @@ import datetime as dt
 import json
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -99,7 +100,7 @@ def decode(obj: Any, version: str = KUBERNETES_VERSION) -> Any:
             return Rejected(("apiVersion",), f"{obj['apiVersion']} {obj['kind']} is not served by Kubernetes {version}")
         return obj
     try:
-        return _decode(obj, _node(schema, version))
+        return _node(schema, version).run(obj)
     except _Refused as refused:
         return Rejected(refused.path, refused.reason)
 
@@ -175,10 +176,10 @@ _NODES: dict[tuple[int, str], _Node] = {}
 
 class _Node:
     """How a value of one schema decodes, found once per schema (every object of a run decodes
-    against the same few hundred), not once per value; the nodes of its fields, items and map
-    values are made on first use, then kept."""
+    against the same few hundred), not once per value: `run` is the decoding of its type; the
+    nodes of its fields, items and map values are made on first use, then kept."""
 
-    __slots__ = ("schema", "version", "how", "properties", "required", "values", "items", "fmt", "_children")
+    __slots__ = ("schema", "version", "how", "properties", "required", "values", "items", "fmt", "children", "run")
 
     def __init__(self, schema: dict[str, Any], version: str) -> None:
         self.schema, self.version = schema, version  # holds `schema`, so its id is not reused
@@ -198,15 +199,125 @@ class _Node:
         self.required = frozenset(resolved.get("required") or ())
         self.items: dict[str, Any] = resolved.get("items") or _ANY
         self.fmt: str = resolved.get("format", "int64")
-        self._children: dict[str | None, _Node] = {}
+        self.children: dict[str | None, _Node] = {}
+        self.run: Callable[[Any], Any] = getattr(self, "_" + how.replace("-", "_").replace(" ", "_"))
 
     def child(self, field: str | None) -> _Node:
         """The node of a field (of an object), or of the items (of an array) or values (of a map): None."""
-        found = self._children.get(field)
+        found = self.children.get(field)
         if found is None:
             schema = self.items if self.how == "array" else self.values if field is None else self.properties[field]  # type: ignore[index]
-            found = self._children[field] = _node(schema, self.version)
+            found = self.children[field] = _node(schema, self.version)
         return found
+
+    # Each `_<how>` decodes a value that is not None; raises _Refused.
+
+    def _object(self, value: Any) -> dict[str, Any]:
+        """A struct: unknown fields dropped, a null optional field dropped, a null required one its zero value."""
+        if not isinstance(value, dict):
+            raise _expected("an object", value)
+        properties, children = self.properties, self.children
+        assert properties is not None
+        decoded: dict[str, Any] = {}
+        dropped = False
+        for key, item in value.items():
+            if type(key) is not str:
+                key = _key(key)
+            if key not in properties:
+                continue
+            if item is None:
+                zero = decoded[key] = _zero(properties[key], self.version) if key in self.required else _DROP
+                dropped = dropped or zero is _DROP
+                continue
+            node = children.get(key) or self.child(key)
+            if (type(item) is str and node.how == "string") or (type(item) is bool and node.how == "boolean"):
+                decoded[key] = item  # the most common fields, decoded without a call
+                continue
+            try:
+                decoded[key] = node.run(item)
+            except _Refused as refused:
+                raise refused.under(key) from None
+        return {k: v for k, v in decoded.items() if v is not _DROP} if dropped else decoded
+
+    def _array(self, value: Any) -> list[Any]:
+        if not isinstance(value, list):
+            raise _expected("an array", value)
+        run = (self.children.get(None) or self.child(None)).run
+        decoded = []
+        for index, item in enumerate(value):
+            try:
+                decoded.append(run(item) if item is not None else _zero(self.items, self.version))
+            except _Refused as refused:
+                raise refused.under(index) from None
+        return decoded
+
+    def _map(self, value: Any) -> dict[str, Any]:
+        """A map: every key a string, a null value the zero value."""
+        if not isinstance(value, dict):
+            raise _expected("an object", value)
+        decoded: dict[str, Any] = {}
+        values = self.children.get(None) or self.child(None)
+        dropped = False
+        for key, item in value.items():
+            if type(key) is not str:
+                key = _key(key)
+            if type(item) is str and values.how == "string":
+                decoded[key] = item
+                continue
+            try:
+                found = decoded[key] = _zero(self.values, self.version) if item is None else values.run(item)
+            except _Refused as refused:
+                raise refused.under(key) from None
+            dropped = dropped or found is _DROP
+        return {k: v for k, v in decoded.items() if v is not _DROP} if dropped else decoded
+
+    @staticmethod
+    def _string(value: Any) -> str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, dt.date):
+            return _timestamp(value)
+        raise _expected("a string", value)
+
+    @staticmethod
+    def _boolean(value: Any) -> bool:
+        if not isinstance(value, bool):
+            raise _expected("a boolean", value)
+        return value
+
+    @staticmethod
+    def _quantity(value: Any) -> str | int | float:
+        if isinstance(value, float) and not math.isfinite(value):
+            raise _Refused(f"{value} is not a JSON number")
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            raise _expected("a quantity", value)
+        if isinstance(value, str) and not _QUANTITY_SYNTAX.match(value):
+            raise _Refused(f"quantity {_shown(value)} does not parse (e.g. 100m, 1.5, 128Mi)")
+        return value
+
+    def _integer(self, value: Any) -> int:
+        return _integer(value, self.fmt, "an integer")
+
+    @staticmethod
+    def _int_or_string(value: Any) -> int | str:
+        return value if isinstance(value, str) else _integer(value, "int32", "an integer or a string")
+
+    @staticmethod
+    def _number(value: Any) -> int | float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise _expected("a number", value)
+        return value
+
+    @staticmethod
+    def _free_form_object(value: Any) -> Any:
+        if not isinstance(value, dict):
+            raise _expected("an object", value)
+        return _json(value)
+
+    @staticmethod
+    def _free_form(value: Any) -> Any:
+        """A free-form value (RawExtension, JSON): kept as it is, in its JSON form."""
+        return _json(value)
 
 
 def _node(schema: dict[str, Any], version: str) -> _Node:
@@ -214,49 +325,6 @@ def _node(schema: dict[str, Any], version: str) -> _Node:
     if found is None or found.schema is not schema:
         found = _NODES[(id(schema), version)] = _Node(schema, version)
     return found
-
-
-def _decode(value: Any, node: _Node) -> Any:
-    """`value` (never None) decoded as `node` says; raises _Refused."""
-    how = node.how
-    if how == "object":
-        return _object(value, node)
-    if how == "string":
-        if isinstance(value, str):
-            return value
-        if isinstance(value, dt.date):
-            return _timestamp(value)
-        raise _expected("a string", value)
-    if how == "array":
-        if not isinstance(value, list):
-            raise _expected("an array", value)
-        items = node.child(None)
-        decoded = []
-        for index, item in enumerate(value):
-            try:
-                decoded.append(_decode(item, items) if item is not None else _zero(node.items, node.version))
-            except _Refused as refused:
-                raise refused.under(index) from None
-        return decoded
-    if how == "boolean":
-        if not isinstance(value, bool):
-            raise _expected("a boolean", value)
-        return value
-    if how == "map":
-        return _map(value, node)
-    if how == "quantity":
-        return _quantity(value)
-    if how == "integer":
-        return _integer(value, node.fmt, "an integer")
-    if how == "int-or-string":
-        return value if isinstance(value, str) else _integer(value, "int32", "an integer or a string")
-    if how == "number":
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise _expected("a number", value)
-        return value
-    if how == "free-form object" and not isinstance(value, dict):
-        raise _expected("an object", value)
-    return _json(value)  # a free-form value (RawExtension, JSON): kept as it is, in its JSON form
 
 
 def _json(value: Any) -> Any:
@@ -280,44 +348,6 @@ def _timestamp(value: dt.date) -> str:
     return value.isoformat()
 
 
-def _object(value: Any, node: _Node) -> dict[str, Any]:
-    """A struct: unknown fields dropped, a null optional field dropped, a null required one its zero value."""
-    if not isinstance(value, dict):
-        raise _expected("an object", value)
-    properties, required = node.properties, node.required
-    assert properties is not None
-    decoded: dict[str, Any] = {}
-    dropped = False
-    for key, item in value.items():
-        text = key if type(key) is str else _key(key)
-        if text not in properties:
-            continue
-        if item is None:
-            zero = decoded[text] = _zero(properties[text], node.version) if text in required else _DROP
-            dropped = dropped or zero is _DROP
-            continue
-        try:
-            decoded[text] = _decode(item, node.child(text))
-        except _Refused as refused:
-            raise refused.under(text) from None
-    return {k: v for k, v in decoded.items() if v is not _DROP} if dropped else decoded
-
-
-def _map(value: Any, node: _Node) -> dict[str, Any]:
-    """A map: every key a string, a null value the zero value."""
-    if not isinstance(value, dict):
-        raise _expected("an object", value)
-    decoded: dict[str, Any] = {}
-    values = node.child(None)
-    for key, item in value.items():
-        text = key if type(key) is str else _key(key)
-        try:
-            decoded[text] = _zero(node.values, node.version) if item is None else _decode(item, values)
-        except _Refused as refused:
-            raise refused.under(text) from None
-    return {k: v for k, v in decoded.items() if v is not _DROP}
-
-
 def _key(key: Any) -> str:
     """A YAML key as kubectl's YAML-to-JSON conversion writes it."""
     if isinstance(key, bool):
@@ -339,15 +369,6 @@ def _integer(value: Any, fmt: str, wanted: str) -> int:
         raise _Refused(f"{value} is out of range for {fmt}")
     return value
 
-
-def _quantity(value: Any) -> str | int | float:
-    if isinstance(value, float) and not math.isfinite(value):
-        raise _Refused(f"{value} is not a JSON number")
-    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-        raise _expected("a quantity", value)
-    if isinstance(value, str) and not _QUANTITY_SYNTAX.match(value):
-        raise _Refused(f"quantity {_shown(value)} does not parse (e.g. 100m, 1.5, 128Mi)")
-    return value
 
 
 def _zero(schema: dict[str, Any], version: str) -> Any:
