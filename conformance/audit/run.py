@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import multiprocessing
+import multiprocessing.util
 import os
 import pickle
 import sys
@@ -22,7 +24,7 @@ from .docker import DockerJudge
 from .model import Disagreement, Problem, Violation, Workload
 from .reading import Inputs, files_under, read_file
 from ..engines.decoding import Rejected
-from .shared import SharedCache, shared_caches
+from .shared import SharedCache, remote_caches, serve_caches
 from .verdicts import Auditor, Judgement, Outcome, artifacts_for, disagreement, violations
 
 # Draw a progress bar (on a terminal only) from this many files on.
@@ -85,15 +87,30 @@ def _start_worker(program: ir.Program, backends: list[str], artifacts: dict[str,
     _worker = Auditor(program, backends, artifacts=artifacts, shared=shared), {r.id: r for r in program.rules}, DockerJudge(program)
 
 
-def _start_worker_from(setup: Path, shared: tuple[SharedCache, SharedCache]) -> None:
-    """`_start_worker` with the program, backends and artifacts pickled in `setup`.
+def _exit_without_teardown() -> None:
+    """End this worker, once the pool lets it go, without tearing its interpreter down: freeing the
+    engines and the caches took 0.1 to 0.2 s that the audit waited for, and every result has
+    been sent by then. (multiprocessing runs this last among the finalizers of the process.)"""
+    multiprocessing.util.Finalize(None, os._exit, (0,), exitpriority=-1_000_000)
 
-    A spawned process receives its initializer's arguments through a pipe, and reads the rest of
-    them only after importing the initializer's module (~0.3 s): arguments larger than the pipe
-    (the artifacts: 160 KB for one engine, 640 KB for all) held the parent, and so the next
-    worker's start, until then. A path is small."""
-    program, backends, artifacts = pickle.loads(setup.read_bytes())
-    _start_worker(program, backends, artifacts, shared)
+
+def _started() -> None:
+    """Nothing: a first task that makes the pool start a worker, which imports this module meanwhile."""
+
+
+def _audit_share(setup: Path, caches: str, files: list[Path]) -> Part:
+    """`_audit_files` in a worker process, which builds its auditor on its first share: from the program,
+    backends and artifacts pickled in `setup`, with the shared caches served at `caches`.
+
+    The pool starts its workers before `setup` is written, so that they import (~0.3 s) while the
+    artifacts compile; a share carries the setup's path, not the setup (the artifacts alone are
+    160 KB for one engine, 640 KB for all)."""
+    if _worker is None:
+        program, backends, artifacts = pickle.loads(setup.read_bytes())
+        verdicts, findings = remote_caches(caches, 2)
+        _start_worker(program, backends, artifacts, (verdicts, findings))
+        _exit_without_teardown()
+    return _audit_files(files)
 
 
 Part = tuple[int, Inputs, list[Judgement], int]  # files, what they held, their judgements, evaluations
@@ -144,19 +161,18 @@ def _chunks(files: list[Path]) -> list[list[Path]]:
 
 def _parts(files: list[Path], program: ir.Program, backends: list[str], workers: int) -> Iterator[Part]:
     """Each chunk's inputs and outcomes, in order: in this process, or in `workers` spawned processes."""
-    artifacts = artifacts_for(program, backends)  # compiled once, here, for every worker
     if workers <= 1:
-        _start_worker(program, backends, artifacts)
+        _start_worker(program, backends, artifacts_for(program, backends))
         yield from map(_audit_files, _chunks(files))
         return
     context = multiprocessing.get_context("spawn")  # the native engines must not be forked mid-state
-    with tempfile.TemporaryDirectory(prefix="kupe-audit-") as folder:
+    with tempfile.TemporaryDirectory(prefix="kupe-audit-") as folder, serve_caches(2) as caches, \
+            ProcessPoolExecutor(workers, mp_context=context) as pool:
+        for _ in range(workers):
+            pool.submit(_started)  # each submission while no worker is idle starts one
         setup = Path(folder) / "worker-setup.pickle"
-        setup.write_bytes(pickle.dumps((program, backends, artifacts)))
-        with shared_caches(context, 2) as (verdicts, findings), \
-                ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker_from,
-                                    initargs=(setup, (verdicts, findings))) as pool:
-            yield from pool.map(_audit_files, _chunks(files))
+        setup.write_bytes(pickle.dumps((program, backends, artifacts_for(program, backends))))  # compiled once, for every worker
+        yield from pool.map(functools.partial(_audit_share, setup, caches), _chunks(files))
 
 
 def audit(paths: list[Path], program: ir.Program, backends: list[str], *, workers: int | None = None) -> AuditRun:

@@ -2,20 +2,25 @@
 
 Each worker judges its share of the files; with a cache of its own, a key that both workers meet
 is evaluated by both (on 10,000 objects, two private caches miss about 20% more often than one).
-The cache lives in a manager process, and every call to it is a round trip between processes,
-so a worker talks to it only when its own cache lacks a key (`CacheClient`): what it evaluated
-since waits and travels with that question, and the answer brings back, besides the keys asked
-for, everything the other workers added since. Every key is evaluated about once whichever
-worker meets it first, for about one round trip per key that is new to the worker.
+The cache lives in the auditing process, served by a thread (`serve_caches`), and every call to
+it is a round trip between processes, so a worker talks to it only when its own cache lacks a key
+(`CacheClient`): what it evaluated since waits and travels with that question, and the answer
+brings back, besides the keys asked for, everything the other workers added since. Every key is
+evaluated about once whichever worker meets it first, for about one round trip per key that is
+new to the worker.
+
+A thread, not a manager process: a manager is one more interpreter to start (0.1 to 0.3 s, which
+the workers waited for) and to stop, and the auditing process is idle while the workers run.
 """
 
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Hashable, Iterable, Iterator
-from multiprocessing.context import BaseContext
-from multiprocessing.managers import BaseManager
-from typing import Any
+from multiprocessing import AuthenticationError, current_process
+from multiprocessing.connection import Client, Connection, Listener
+from typing import Any, Protocol
 
 
 class SharedCache:
@@ -38,10 +43,15 @@ class SharedCache:
         return found, len(self._log)
 
 
+class Exchange(Protocol):
+    def exchange(self, entries: dict[Hashable, Any], keys: Iterable[Hashable], seen: int, worker: Hashable
+                 ) -> tuple[dict[Hashable, Any], int]: ...
+
+
 class CacheClient:
     """One worker's side of a SharedCache: entries it adds wait for its next question (or `flush`)."""
 
-    def __init__(self, shared: SharedCache, worker: Hashable) -> None:
+    def __init__(self, shared: Exchange, worker: Hashable) -> None:
         self.shared, self.worker = shared, worker
         self.pending: dict[Hashable, Any] = {}
         self.seen = 0
@@ -60,15 +70,59 @@ class CacheClient:
         return self.known([]) if self.pending else {}
 
 
-class _Manager(BaseManager):
-    pass
+class RemoteCache:
+    """A SharedCache of the auditing process, reached from a worker over its connection."""
+
+    def __init__(self, connection: Connection, index: int) -> None:
+        self.connection, self.index = connection, index
+
+    def exchange(self, entries: dict[Hashable, Any], keys: Iterable[Hashable], seen: int, worker: Hashable
+                 ) -> tuple[dict[Hashable, Any], int]:
+        self.connection.send((self.index, entries, list(keys), seen, worker))
+        found, position = self.connection.recv()
+        return found, position
 
 
-_Manager.register("SharedCache", SharedCache)
+def remote_caches(address: str, count: int) -> list[RemoteCache]:
+    """The `count` caches that `serve_caches` serves at `address`, over one connection."""
+    connection = Client(address, authkey=current_process().authkey)  # a spawned worker has its parent's key
+    return [RemoteCache(connection, index) for index in range(count)]
 
 
 @contextlib.contextmanager
-def shared_caches(context: BaseContext, count: int) -> Iterator[list[SharedCache]]:
-    """`count` caches served by one manager process, for as long as the audit runs."""
-    with _Manager(ctx=context) as manager:
-        yield [manager.SharedCache() for _ in range(count)]  # type: ignore[attr-defined]  # registered above
+def serve_caches(count: int) -> Iterator[str]:
+    """`count` SharedCaches served from a thread of this process, at the address it yields, for as long as the
+    audit runs; one thread per connected worker answers its questions in turn."""
+    caches = [SharedCache() for _ in range(count)]
+    lock = threading.Lock()
+    stopping = threading.Event()
+
+    def serve(connection: Connection) -> None:
+        with connection:
+            while True:
+                try:
+                    index, entries, keys, seen, worker = connection.recv()
+                except (EOFError, OSError):  # the worker is gone
+                    return
+                with lock:
+                    answer = caches[index].exchange(entries, keys, seen, worker)
+                connection.send(answer)
+
+    def accept() -> None:
+        while not stopping.is_set():
+            try:
+                connection = listener.accept()
+            except (OSError, EOFError, AuthenticationError):  # a caller that failed to connect, or not one of ours
+                continue
+            threading.Thread(target=serve, args=(connection,), daemon=True).start()
+
+    with Listener(authkey=current_process().authkey) as listener:
+        accepting = threading.Thread(target=accept, daemon=True)
+        accepting.start()
+        try:
+            yield str(listener.address)
+        finally:
+            stopping.set()
+            with contextlib.suppress(OSError):
+                Client(listener.address, authkey=current_process().authkey).close()  # wakes the accepting thread
+            accepting.join(timeout=5)  # a daemon thread: never holds up the audit
