@@ -189,7 +189,8 @@ def test_a_projection_keeps_exactly_what_a_key_reads() -> None:
 
     program, _ = pipeline.build_program(REPO / "policies", dt.date(2026, 11, 1))
     whole = VerdictKey(program, names=True)
-    keys = [VerdictKey(_only(program, rule), names=names) for rule in program.rules for names in (False, True)]
+    keys = [VerdictKey(_only(program, rule), names=names, as_pods=as_pods)
+            for rule in program.rules for names in (False, True) for as_pods in (False, True)]
     objects = [case.object for case in load_cases() if isinstance(case.object, dict)]
     for obj in objects:
         projection = whole.project(obj)
@@ -205,6 +206,30 @@ def test_a_projection_keeps_exactly_what_a_key_reads() -> None:
         assert run_as_non_root(dict(pod, metadata=one)) == run_as_non_root(dict(pod, metadata=other)), \
             "names, namespaces and label values that nothing selects are one"
         assert run_as_non_root(dict(pod, metadata=one)) != run_as_non_root(dict(pod, metadata=dict(one, namespace="kube-system")))
+
+
+def test_a_rule_key_is_one_for_every_kind_of_one_pod_spec_only_where_the_rule_judges_pods() -> None:
+    """Every kind a rule judges keeps the same pod spec (docs/semantics.md), so every workload of one
+    pod spec and metadata shares the Pod's key; a kind the rule does not judge, or a kind of another
+    API group, keeps a key of its own, and so does every kind of a rule that does not judge Pods."""
+    from conformance.audit.verdicts import VerdictKey, _only
+    from conformance.suite import CONTROLLERS, wrap
+
+    program, _ = pipeline.build_program(REPO / "policies", dt.date(2026, 11, 1))
+    rule = next(r for r in program.rules if r.id == "run-as-non-root")
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "kube-system"},
+           "spec": {"containers": [{"name": "app", "securityContext": {"runAsNonRoot": True}}]}}
+    workloads = [pod, *(wrap(pod, kind) for kind in CONTROLLERS)]
+    assert len(workloads) == len(rule.targets), "every kind the rule judges"
+    as_pods, per_kind = VerdictKey(_only(program, rule), as_pods=True), VerdictKey(_only(program, rule))
+    assert len({as_pods(w) for w in workloads}) == 1 and len({per_kind(w) for w in workloads}) == len(workloads)
+    assert as_pods(dict(wrap(pod, "Deployment"), apiVersion="example.com/v1")) != as_pods(pod), "not a workload"
+    assert as_pods(dict(pod, spec={"containers": [{"name": "app"}]})) != as_pods(pod)
+    no_jobs = dataclasses.replace(rule, targets=tuple(t for t in rule.targets if t.kind != "Job"))
+    assert VerdictKey(_only(program, no_jobs), as_pods=True)(wrap(pod, "Job")) != as_pods(pod), "a kind the rule does not judge"
+    no_pods = dataclasses.replace(rule, targets=tuple(t for t in rule.targets if t.kind != "Pod"))
+    key = VerdictKey(_only(program, no_pods), as_pods=True)
+    assert len({key(w) for w in workloads}) == len(workloads), "a Deployment must not share the key of a Pod the rule does not judge"
 
 
 def test_workers_sharing_a_cache_take_each_others_verdicts_and_findings() -> None:
