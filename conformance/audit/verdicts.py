@@ -33,7 +33,8 @@ A key is the object's *projection* (that part of it, as an object of its own) wr
 literal (`repr`: one text per value, so equal texts are equal projections; half the time of sorted
 JSON, and a key order that differs only costs an evaluation). Each
 object is projected once, on what every rule's key and finding key reads; that projection's key
-finds an earlier object judged and located alike on every rule, whose judgement is taken whole.
+(one for every kind of one pod spec, like the rule keys) finds an earlier object judged alike on
+every rule, whose verdicts and violation entries are taken whole and located in the object.
 Otherwise the rule keys are taken of the projection, and the explainer reads the projection
 instead of the object: the same entries, for a fraction of the input rego-cpp has to parse.
 """
@@ -189,12 +190,12 @@ class VerdictKey:
 
     def __call__(self, obj: dict[str, Any]) -> str:
         """The key of an object, or of its projection by this key or by a wider one (the whole program's)."""
-        if self.as_pods and self.as_pods.get(obj.get("kind")) == str(obj.get("apiVersion")).rpartition("/")[0]:
-            obj = _as_pod(obj)
-        return self.key_of_projection(_projected(obj, self._tree_of(obj)))
+        return self.key_of_projection(self.project(obj))
 
     def key_of_projection(self, projection: dict[str, Any]) -> str:
         """The key of this key's own projection of an object."""
+        if self.as_pods and self.as_pods.get(projection.get("kind")) == str(projection.get("apiVersion")).rpartition("/")[0]:
+            projection = _as_pod(projection)
         return repr(self._masked(projection))
 
     def _masked(self, obj: dict[str, Any]) -> dict[str, Any]:
@@ -251,11 +252,12 @@ class Auditor:
         # Where a rule's violations are depends on what its key reads and on the names of the items.
         self.finding_keys = {r.id: VerdictKey(_only(program, r), names=True, as_pods=True) for r in program.rules} if cache else {}
         self.findings: dict[tuple[str, str], list[Entry]] = {}  # (rule, finding key) → the explainer's entries
-        # What every rule's finding key reads: an object judged before under the same key is judged
-        # alike on every rule, and located alike (its judgement is taken whole; the rule keys are
-        # derived from this projection, and the explainer is given it).
-        self.whole_key = VerdictKey(program, names=True)
-        self.judged: dict[str, Judgement] = {}
+        # What every rule's finding key reads: an object met before under the same key is judged
+        # alike on every rule, and its violations have the same entries (its verdicts and entries are
+        # taken whole, and only located in the object; the rule keys are derived from this
+        # projection, and the explainer is given it).
+        self.whole_key = VerdictKey(program, names=True, as_pods=True)
+        self.judged: dict[str, tuple[dict[str, Outcome], list[Entry]]] = {}
         worker = (os.getpid(), id(self))
         self.shared_verdicts, self.shared_findings = (CacheClient(cache, worker) for cache in shared) if shared else (None, None)
         self.evaluations = 0  # single-rule evaluations handed to the engines (each by every backend)
@@ -277,9 +279,18 @@ class Auditor:
             return outcome, self.explainer().findings(request) if violated else []
         projection = self.whole_key.project(request.subject)
         whole = self.whole_key.key_of_projection(projection)
-        if whole in self.judged:
-            return self.judged[whole]
-        keys = {rule: key(projection) for rule, key in self.keys.items()}
+        known = self.judged.get(whole)
+        if known is None:
+            known, complete = self._judged_anew(request, projection)
+            if complete:
+                self.judged[whole] = known
+        outcome, entries = known
+        return outcome, self.explainer().located(request.subject, entries) if entries else []
+
+    def _judged_anew(self, request: Request, projection: dict[str, Any]) -> tuple[tuple[dict[str, Outcome], list[Entry]], bool]:
+        """The verdicts of an object whose whole key is new, from the rule keys met before and the
+        engines' verdicts on the others; the violations' entries; and whether every engine judged."""
+        keys = {rule: key.key_of_projection(key.project(projection)) for rule, key in self.keys.items()}
         new = _unknown(keys, self.cache, self.shared_verdicts)
         evaluated = self._evaluated(request, new) if new else {}
         complete = all(isinstance(v, dict) for v in evaluated.values())  # an evaluation in which an engine failed is not cached
@@ -298,10 +309,7 @@ class Auditor:
                         for rule, key in keys.items()}
             outcome[backend] = {rule: verdict for rule, verdict in verdicts.items() if verdict is not None}
         violated = sorted({rule for v in outcome.values() if isinstance(v, dict) for rule in v})
-        judgement = outcome, self._findings(request, projection, violated)
-        if complete:
-            self.judged[whole] = judgement
-        return judgement
+        return (outcome, self._entries(projection, violated)), complete
 
     def _evaluated(self, request: Request, rules: list[str] | None) -> dict[str, Outcome]:
         """Each backend's verdicts on `rules` (None: all), or its error."""
@@ -314,15 +322,14 @@ class Auditor:
         self.evaluations += len(self.program.rules) if rules is None else len(rules)
         return outcome
 
-    def _findings(self, request: Request, projection: dict[str, Any], rules: list[str]) -> list[Finding]:
-        """Where the violations of the violated rules are: the explainer's entries for each rule, cached
-        under its finding key (the explainer is asked only about rules whose finding key is new), located
-        in the object.
+    def _entries(self, projection: dict[str, Any], rules: list[str]) -> list[Entry]:
+        """The explainer's entries for the violations of the violated rules, cached under each rule's
+        finding key (the explainer is asked only about rules whose finding key is new).
 
         The explainer is given the projection of the object (what every finding key reads) to read
         as a manifest. A finding key, like a verdict key, is one for every kind of one pod spec: an
         entry names the check, the container or volume and the field in the pod spec, never where
-        the pod spec is, and `located` finds that in the object."""
+        the pod spec is, and `located` finds that in each object."""
         if not rules:
             return []
         keys = {rule: self.finding_keys[rule](projection) for rule in rules}
@@ -333,7 +340,7 @@ class Auditor:
             self.findings.update(fresh)
             if self.shared_findings is not None:
                 self.shared_findings.add(fresh)
-        return self.explainer().located(request.subject, [entry for rule, key in keys.items() for entry in self.findings[(rule, key)]])
+        return [entry for rule, key in keys.items() for entry in self.findings[(rule, key)]]
 
     def flush(self) -> None:
         """Hand what this worker evaluated and located to the others (at the end of each share of files)."""
