@@ -118,13 +118,19 @@ def test_exclude_resource_rules() -> None:
 
 
 def test_match_policy_equivalent_and_exact() -> None:
-    legacy = rule(["extensions"], ["deployments"], versions=["v1beta1"])
-    equivalent = policy(rules=[legacy])
-    exact = policy(rules=[legacy])
+    """Equivalent: another version the API server still serves; one it no longer serves matches
+    nothing (measured with the real plugin, k8s.io/apiserver v0.34.1)."""
+    hpa_v1 = rule(["autoscaling"], ["horizontalpodautoscalers"], versions=["v1"])
+    hpa = {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "h", "namespace": "apps"}}
+    equivalent, exact = policy(rules=[hpa_v1]), policy(rules=[hpa_v1])
     exact["spec"]["matchConstraints"]["matchPolicy"] = "Exact"
-    assert matched(equivalent, deployment())
-    assert not matched(exact, deployment())
-    assert matched(exact, deployment("extensions/v1beta1"))
+    assert matched(equivalent, hpa) and not matched(exact, hpa)
+    assert matched(exact, dict(hpa, apiVersion="autoscaling/v1"))
+    event = {"apiVersion": "v1", "kind": "Event", "metadata": {"name": "e", "namespace": "apps"}}
+    assert matched(policy(rules=[rule(["events.k8s.io"], ["events"], versions=["v1"])]), event), "stored together"
+    for group, version in (("apps", "v1beta1"), ("apps", "v1beta2"), ("extensions", "v1beta1")):
+        assert not matched(policy(rules=[rule([group], ["deployments"], versions=[version])]), deployment()), \
+            f"{group}/{version} is no longer served"
 
 
 # --- selectors -------------------------------------------------------------------------------
@@ -217,6 +223,11 @@ def test_validation_messages_and_reasons() -> None:
         {"expression": "false", "message": "fallback", "messageExpression": "object.missing"},
         {"expression": "false", "message": "fallback", "messageExpression": "'  '"},
         {"expression": "true", "message": "never"},
+        # trimmed, then refused when empty, multi-line or longer than 5 KiB (validating/validator.go)
+        {"expression": "false", "message": "  spaced  ", "messageExpression": "'  padded  '"},
+        {"expression": "false", "message": "  spaced  ", "messageExpression": "'two\\nlines'"},
+        {"expression": "false", "messageExpression": "'trailing\\n'"},
+        {"expression": "false", "message": "short", "messageExpression": "'" + "x" * 5121 + "'"},
     ]
     decision = admit(policy(validations), binding(), pod("web"))
     assert [(r.message, r.reason) for r in decision.results] == [
@@ -225,6 +236,10 @@ def test_validation_messages_and_reasons() -> None:
         ("name web", "Invalid"),
         ("fallback", "Invalid"),
         ("fallback", "Invalid"),
+        ("padded", "Invalid"),
+        ("spaced", "Invalid"),
+        ("trailing", "Invalid"),
+        ("short", "Invalid"),
     ]
     assert decision.denied and decision.error is None
 
@@ -317,8 +332,10 @@ def test_variables_are_visible_to_match_conditions_and_messages() -> None:
 # --- auditAnnotations ----------------------------------------------------------------------------
 
 def test_audit_annotations() -> None:
-    p = policy(auditAnnotations=[{"key": "image", "valueExpression": "object.spec.containers[0].image"},
-                                 {"key": "none", "valueExpression": "null"}])
+    """A value is trimmed, and a blank one left out like null (validating/validator.go)."""
+    p = policy(auditAnnotations=[{"key": "image", "valueExpression": "' ' + object.spec.containers[0].image + ' '"},
+                                 {"key": "none", "valueExpression": "null"},
+                                 {"key": "blank", "valueExpression": "'  '"}])
     assert admit(p, binding(), pod()).audit_annotations == (("p/image", "nginx"),)
 
 
@@ -354,7 +371,9 @@ def test_missing_params() -> None:
     assert warn_only.denied  # a configuration error is not subject to validationActions
     allow = admit(p, binding(paramRef={"name": "x", "parameterNotFoundAction": "Allow"}), pod())
     assert allow.matched and not allow.denied and not allow.results
-    assert admit(p, binding(), pod()).denied  # paramKind without paramRef
+    unbound = policy([{"expression": "params == null"}], paramKind=PARAM_KIND)
+    decision = admit(unbound, binding(), pod())
+    assert decision.matched and not decision.results, "a binding without paramRef runs the policy with params null"
 
 
 # --- the request as CEL sees it ------------------------------------------------------------------
@@ -391,8 +410,24 @@ def test_namespace_defaults_and_cluster_scope() -> None:
 
 
 def test_a_namespace_request_names_itself_and_has_no_namespace_object() -> None:
-    p = policy([{"expression": "request.namespace == 'team' && namespaceObject == null"}],
+    """The request namespace comes from the URL: PUT and DELETE /api/v1/namespaces/team carry
+    `team`, POST /api/v1/namespaces none (endpoints/request/requestinfo.go)."""
+    p = policy([{"expression": "(request.operation == 'CREATE' ? !has(request.namespace) : request.namespace == 'team')"
+                               " && namespaceObject == null"}],
                rules=[rule([""], ["namespaces"])])
     ns = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team"}}
-    decision = admit(p, binding(), ns)
+    for operation in ("CREATE", "UPDATE", "DELETE"):
+        decision = admit(p, binding(), ns, operation=operation, old_object=ns)
+        assert decision.matched and not decision.results, operation
+
+
+def test_match_conditions_see_a_null_namespace_object() -> None:
+    """matchconditions/matcher.go hands the filter no namespace: matchConditions, and the variables
+    they read, see `namespaceObject` null; validations see the Namespace."""
+    p = policy([{"expression": "variables.ns == 'apps'"}],
+               variables=[{"name": "ns", "expression": "namespaceObject == null ? 'none' : namespaceObject.metadata.name"}],
+               matchConditions=conditions("namespaceObject == null", "variables.ns == 'none'"))
+    decision = admit(p, binding(), pod())
     assert decision.matched and not decision.results
+    reading = policy(FAIL_ALWAYS, matchConditions=conditions("namespaceObject.metadata.name == 'apps'"))
+    assert admit(reading, binding(), pod()).error, "no such key: the real plugin's error, under Fail"

@@ -21,6 +21,8 @@ pkg/cel/policies/vpol):
   exception without `allowedValues` or `images` that matches skips the policy; otherwise the policy
   runs with the variable `exceptions` (`allowedValues`, `allowedImages`: the lists of every
   matching exception, concatenated; empty lists when none matches);
+- the policy's matchConditions see `namespaceObject` (pkg/cel/policies/vpol/compiler/policy.go
+  hands them the evaluation data; the API server's plugin gives its matchConditions none);
 - results as Kyverno reports them: `skip` (not matched, a matchCondition false, or a full
   exception), `fail` (a validation false), `error` (an evaluation error), `pass`.
 
@@ -169,7 +171,7 @@ def evaluate(policy: Mapping[str, Any], obj: dict[str, Any] | None, *, operation
 
     def run(evaluated: Mapping[str, Any], extra: Mapping[str, Any] | None = None) -> Decision:
         vap, binding = _vap(name, evaluated, failure_policy)
-        return admit(vap, binding, obj, extra=extra, **request)
+        return admit(vap, binding, obj, extra=extra, namespace_in_match_conditions=True, **request)
 
     selecting = next((s for s in autogen_specs(policy)
                       if run({"matchConstraints": s.get("matchConstraints") or {}}).matched), None)

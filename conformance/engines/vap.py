@@ -10,19 +10,22 @@ Order of work (as in the API server):
    request: namespaceSelector, objectSelector (object or oldObject labels), excludeResourceRules,
    resourceRules (apiGroups, apiVersions, resources with `*` and `res/sub`, operations, scope,
    resourceNames); `matchPolicy: Equivalent` (the default) also accepts a rule that names another
-   group/version of the same resource (known equivalents only; the object is not converted);
+   group/version that still serves the same resource (known equivalents only; the object is not
+   converted);
 3. params: with `paramKind`, the binding's `paramRef` must find the param object(s) given to
-   `admit`; none found is allowed or denied by `parameterNotFoundAction` (default Deny);
+   `admit`; none found is allowed or denied by `parameterNotFoundAction` (default Deny); a binding
+   without `paramRef` runs the policy with `params` null;
 4. per param: `variables` (in order; an erroring variable is an error only where it is used),
-   `matchConditions` (any false → not matched; otherwise errors → failurePolicy), `validations`
+   `matchConditions` (any false → not matched; otherwise errors → failurePolicy; they, and the
+   variables they read, see `namespaceObject` null), `validations`
    (`expression`, `message`, `messageExpression`, `reason`), `auditAnnotations`.
 
 Errors map to failurePolicy (default Fail) like this:
 - a validation or matchCondition that errors, under Fail, is a failure whose message is the error;
   the binding's `validationActions` then decide whether it denies, warns or audits; under Ignore
   it is recorded in `Decision.ignored_errors` and admits;
-- configuration errors (params missing with Deny, paramKind without paramRef) and auditAnnotation
-  errors, under Fail, deny whatever the validationActions (the API server rejects outright);
+- configuration errors (params missing with Deny) and auditAnnotation errors, under Fail, deny
+  whatever the validationActions (the API server rejects outright);
 - expressions that cannot be compiled here (unsupported Kubernetes libraries, `authorizer`, `params`
   without `paramKind`) are evaluation errors too, as compile errors are in the API server.
 
@@ -30,9 +33,12 @@ The request: `object` is null on DELETE, `oldObject` null on CREATE; `request` i
 AdmissionRequest (kind, resource, subResource, requestKind/Resource/SubResource, name,
 namespace, operation, userInfo, dryRun, options); `namespaceObject` is the request's Namespace
 (null for cluster-scoped requests, and for Namespace requests, whose request namespace is their
-own name); every Namespace carries the `kubernetes.io/metadata.name` label as the API server sets
-it. A namespaced object without a namespace is taken to be in `default`. Not emulated: defaulting
-and schema-typed decoding (see conformance.engines.cel), the CEL cost budget, the authorizer.
+own name on an UPDATE or DELETE and none on a CREATE); every Namespace carries the
+`kubernetes.io/metadata.name` label as the API server sets it. A namespaced object without a
+namespace is taken to be in `default`. Not emulated: defaulting and schema-typed decoding (see
+conformance.engines.cel), the CEL cost budget, the authorizer, where params are looked up (a
+namespaced param for a cluster-scoped request is an error to the API server), the CEL libraries
+newer than the runtime's (quantity, ip, cidr, url, semver: errors here, as unknown functions).
 """
 
 from __future__ import annotations
@@ -95,18 +101,15 @@ _KINDS: dict[str, tuple[str, str, bool]] = {
                                          "validatingadmissionpolicybindings", False),
 }
 
-# resource -> group/versions that serve it; matchPolicy Equivalent treats them as one resource.
+# resource -> the group/versions that serve it; matchPolicy Equivalent treats them as one resource.
+# Only versions the API server still serves count (matching.go asks EquivalentResourcesFor, which
+# knows the served ones): apps/v1beta*, extensions/v1beta1, batch/v1beta1, policy/v1beta1,
+# autoscaling/v2beta* and networking.k8s.io/v1beta1 were all removed by Kubernetes 1.26.
+# Measured with the real plugin (k8s.io/apiserver v0.34.1): a rule for apps/v1beta1 deployments
+# does not match an apps/v1 Deployment; one for events.k8s.io/v1 events matches a v1 Event.
 _EQUIVALENTS: dict[str, tuple[tuple[str, str], ...]] = {
-    "deployments": (("apps", "v1"), ("apps", "v1beta2"), ("apps", "v1beta1"), ("extensions", "v1beta1")),
-    "daemonsets": (("apps", "v1"), ("apps", "v1beta2"), ("extensions", "v1beta1")),
-    "replicasets": (("apps", "v1"), ("apps", "v1beta2"), ("extensions", "v1beta1")),
-    "statefulsets": (("apps", "v1"), ("apps", "v1beta2"), ("apps", "v1beta1")),
-    "cronjobs": (("batch", "v1"), ("batch", "v1beta1")),
-    "ingresses": (("networking.k8s.io", "v1"), ("networking.k8s.io", "v1beta1"), ("extensions", "v1beta1")),
-    "networkpolicies": (("networking.k8s.io", "v1"), ("extensions", "v1beta1")),
-    "poddisruptionbudgets": (("policy", "v1"), ("policy", "v1beta1")),
-    "horizontalpodautoscalers": (("autoscaling", "v2"), ("autoscaling", "v1"),
-                                 ("autoscaling", "v2beta2"), ("autoscaling", "v2beta1")),
+    "horizontalpodautoscalers": (("autoscaling", "v2"), ("autoscaling", "v1")),
+    "events": (("", "v1"), ("events.k8s.io", "v1")),
 }
 
 
@@ -172,7 +175,7 @@ class _Request:
     subresource: str
     namespaced: bool
     name: str
-    namespace: str  # the request namespace (a Namespace's own name for Namespace requests)
+    namespace: str  # the request namespace (a Namespace's own name for its UPDATE and DELETE)
     operation: str
     obj: dict[str, Any] | None
     old: dict[str, Any] | None
@@ -222,8 +225,10 @@ def _build_request(obj: dict | None, old: dict | None, operation: str, namespace
     meta = object_meta(subject)
     name = meta.get("name") or ""
     if resource == "namespaces" and group == "":
-        return _Request(group, version, kind_name, resource, subresource, False, name, name,
-                        operation, obj, old, None)
+        # The request namespace comes from the URL: PUT and DELETE /api/v1/namespaces/{name} carry
+        # the Namespace's own name, POST /api/v1/namespaces none (endpoints/request/requestinfo.go).
+        return _Request(group, version, kind_name, resource, subresource, False, name,
+                        "" if operation == "CREATE" else name, operation, obj, old, None)
     if not namespaced:
         return _Request(group, version, kind_name, resource, subresource, False, name, "",
                         operation, obj, old, None)
@@ -332,6 +337,8 @@ def _resources_match(match: Mapping[str, Any], req: _Request, *, require_rules: 
 # --- evaluation ---------------------------------------------------------------------------
 
 _AUTHORIZER = re.compile(r"\bauthorizer\b")
+_NAMESPACE_OBJECT = re.compile(r"\bnamespaceObject\b")
+_MAX_MESSAGE_BYTES = 5 * 1024  # celconfig.MaxEvaluatedMessageExpressionSizeBytes
 _MISSING_KEY = re.compile(r'Key not found in map : "([^"]*)"')
 
 
@@ -380,27 +387,33 @@ def _error_text(expression: str, exc: CelError) -> str:
 
 
 def _failure_message(run: _Run, validation: Mapping[str, Any]) -> str:
-    """messageExpression if it yields a usable one-line string, else message, else the default."""
+    """messageExpression if it yields a usable string (trimmed: not empty, one line, at most
+    5 KiB), else message (trimmed), else the default (validating/validator.go)."""
     message_expression = validation.get("messageExpression")
     if message_expression:
         try:
             text = run.evaluate(message_expression)
         except CelError:
             text = None
-        if isinstance(text, str) and text.strip() and "\n" not in text:
-            return text
-    return validation.get("message") or f"failed expression: {validation['expression'].strip()}"
+        if isinstance(text, str):
+            text = text.strip()
+            if text and "\n" not in text and len(text.encode()) <= _MAX_MESSAGE_BYTES:
+                return text
+    return (validation.get("message") or "").strip() or f"failed expression: {validation['expression'].strip()}"
 
 
 def admit(policy: dict, binding: dict, obj: dict | None, *, operation: str = "CREATE",
           old_object: dict | None = None, namespace: dict | None = None,
           params: dict | list[dict] | None = None, user_info: dict | None = None,
-          kind: dict | None = None, subresource: str = "", extra: Mapping[str, Any] | None = None) -> Decision:
+          kind: dict | None = None, subresource: str = "", extra: Mapping[str, Any] | None = None,
+          namespace_in_match_conditions: bool = False) -> Decision:
     """Admit one request through one ValidatingAdmissionPolicy and one of its bindings.
 
     `namespace` is the request's Namespace object; `params` the param object(s) the binding's
     paramRef resolves to (a list for a selector); `kind` overrides the GVK ({group, version, kind});
-    `extra` adds variables an engine built on this one declares (Kyverno's `exceptions`).
+    `extra` adds variables an engine built on this one declares (Kyverno's `exceptions`);
+    `namespace_in_match_conditions`: matchConditions see `namespaceObject` too (Kyverno's engine
+    gives it to them; the API server does not).
     """
     operation = operation.upper()
     if operation == "CREATE":
@@ -440,11 +453,10 @@ def admit(policy: dict, binding: dict, obj: dict | None, *, operation: str = "CR
     param_objects: list[dict | None] = [None]
     if spec.get("paramKind"):
         ref = bspec.get("paramRef")
-        if not ref:
-            error("policy has paramKind but its binding has no paramRef", None, hard=True)
-            return decide(True)
         found = [p for p in ([params] if isinstance(params, dict) else params or []) if p is not None]
-        if not found:
+        if not ref:  # the binding uses no params: the policy runs with `params` null (policy_dispatcher.go)
+            found = [None]
+        elif not found:
             if (ref.get("parameterNotFoundAction") or "Deny") == "Deny":
                 error("no params found for policy binding with `Deny` parameterNotFoundAction",
                       None, hard=True)
@@ -464,7 +476,9 @@ def admit(policy: dict, binding: dict, obj: dict | None, *, operation: str = "CR
     for param in param_objects:
         data = {**base, **({"params": to_cel(param)} if spec.get("paramKind") else {})}
         run = _Run(evaluator, data, spec.get("variables") or [])
-        outcome = _match_conditions(run, spec.get("matchConditions") or [])
+        conditions = spec.get("matchConditions") or []
+        matching = run if namespace_in_match_conditions else _match_run(run, evaluator, data, spec)
+        outcome = _match_conditions(matching, conditions)
         if isinstance(outcome, str):  # an error: failurePolicy decides, validations do not run
             error(outcome, None)
             matched_any = matched_any or not ignore
@@ -491,11 +505,23 @@ def admit(policy: dict, binding: dict, obj: dict | None, *, operation: str = "CR
                 error(_error_text(expression, exc), expression, hard=True)
                 continue
             if isinstance(value, str):
-                annotations.append((f"{policy_name}/{annotation['key']}", value))
+                if value.strip():  # a blank value is left out, like null
+                    annotations.append((f"{policy_name}/{annotation['key']}", value.strip()))
             elif value is not None:
                 error(f"valueExpression '{expression}' resulted in type {type(value).__name__}, "
                       "expected string or null", expression, hard=True)
     return decide(matched_any)
+
+
+def _match_run(run: _Run, evaluator: CelEvaluator, data: dict[str, Any], spec: Mapping[str, Any]) -> _Run:
+    """The run matchConditions see: `namespaceObject` is null there, and in the variables they read
+    (webhook/matchconditions/matcher.go hands the filter no namespace); `run` itself when nothing
+    they can read names it."""
+    variables = spec.get("variables") or []
+    texts = [c["expression"] for c in spec.get("matchConditions") or []] + [v["expression"] for v in variables]
+    if data.get("namespaceObject") is None or not any(_NAMESPACE_OBJECT.search(t) for t in texts):
+        return run
+    return _Run(evaluator, {**data, "namespaceObject": to_cel(None)}, variables)
 
 
 def _match_conditions(run: _Run, conditions: list[Mapping[str, Any]]) -> bool | str:
