@@ -42,7 +42,7 @@ instead of the object: the same entries, for a fraction of the input rego-cpp ha
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -87,23 +87,29 @@ def _tree(paths: Iterable[tuple[str, ...]]) -> dict[str, Any]:
     return tree
 
 
-def _projected(value: Any, tree: dict[str, Any]) -> Any:
-    """The part of `value` that `tree` reaches. A value that is no mapping where the tree goes on is
+def _projector(tree: dict[str, Any]) -> Callable[[Any], Any]:
+    """A function giving the part of a value that `tree` reaches, made once per tree (an audit
+    projects each object on a dozen trees). A value that is no mapping where the tree goes on is
     kept as it is and a missing key stays missing, so every walk of a path of the tree stops, or
-    ends, exactly where and on what it does in `value`."""
-    if not isinstance(value, dict):
-        return value
-    found: dict[str, Any] = {}
-    for key, sub in tree.items():
-        if key in value:
-            item = value[key]
-            if sub is _WHOLE:
-                found[key] = item
-            elif isinstance(sub, _Items):
-                found[key] = [_projected(i, sub.tree) for i in item] if isinstance(item, list) else item
-            else:
-                found[key] = _projected(item, sub)
-    return found
+    ends, exactly where and on what it does in the value."""
+    kept = tuple(key for key, sub in tree.items() if sub is _WHOLE)
+    mappings = tuple((key, _projector(sub)) for key, sub in tree.items() if isinstance(sub, dict))
+    lists = tuple((key, _projector(sub.tree)) for key, sub in tree.items() if isinstance(sub, _Items))
+
+    def project(value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value
+        found = {key: value[key] for key in kept if key in value}
+        for key, sub in mappings:
+            if key in value:
+                found[key] = sub(value[key])
+        for key, sub in lists:
+            if key in value:
+                item = value[key]
+                found[key] = [sub(i) for i in item] if isinstance(item, list) else item
+        return found
+
+    return project
 
 
 def _as_pod(obj: dict[str, Any]) -> dict[str, Any]:
@@ -169,7 +175,7 @@ class VerdictKey:
                 raise AssertionError(f"a check reads the pod spec's {where} both as a field and as a list")
             pod[where] = _Items(_tree(paths))
         metadata = {"namespace": _WHOLE, "name": _WHOLE, "labels": {k: _WHOLE for k in sorted(self.label_values)}}
-        self.trees: dict[str, dict[str, Any]] = {}  # kind → what the key reads of an object of that kind
+        self.projectors: dict[str, Callable[[Any], Any]] = {}  # kind → what the key reads of an object of that kind
         for kind in [None, *POD_TARGETS]:
             tree: dict[str, Any] = {"apiVersion": _WHOLE, "kind": _WHOLE, "metadata": metadata}
             if kind is not None:
@@ -178,15 +184,12 @@ class VerdictKey:
                 for part in parents:
                     node = node.setdefault(part, {})
                 node[last] = pod
-            self.trees[str(kind)] = tree
-
-    def _tree_of(self, obj: dict[str, Any]) -> dict[str, Any]:
-        kind = obj.get("kind")
-        return self.trees[kind if isinstance(kind, str) and kind in POD_TARGETS else "None"]
+            self.projectors[str(kind)] = _projector(tree)
 
     def project(self, obj: dict[str, Any]) -> dict[str, Any]:
         """What this key reads of `obj`: an object whose key is `obj`'s (the explainer is given it)."""
-        return _projected(obj, self._tree_of(obj))
+        kind = obj.get("kind")
+        return self.projectors[kind if isinstance(kind, str) and kind in POD_TARGETS else "None"](obj)
 
     def __call__(self, obj: dict[str, Any]) -> str:
         """The key of an object, or of its projection by this key or by a wider one (the whole program's)."""
@@ -258,6 +261,7 @@ class Auditor:
         # projection, and the explainer is given it).
         self.whole_key = VerdictKey(program, names=True, as_pods=True)
         self.judged: dict[str, tuple[dict[str, Outcome], list[Entry]]] = {}
+        self.located: dict[tuple[Any, str], list[Finding]] = {}  # (kind, whole key) → the findings, located
         worker = (os.getpid(), id(self))
         self.shared_verdicts, self.shared_findings = (CacheClient(cache, worker) for cache in shared) if shared else (None, None)
         self.evaluations = 0  # single-rule evaluations handed to the engines (each by every backend)
@@ -285,7 +289,15 @@ class Auditor:
             if complete:
                 self.judged[whole] = known
         outcome, entries = known
-        return outcome, self.explainer().located(request.subject, entries) if entries else []
+        if not entries:
+            return outcome, []
+        place = (request.subject.get("kind"), whole)  # where a kind carries the pod spec, what its items are called
+        findings = self.located.get(place)
+        if findings is None:
+            findings = self.explainer().located(request.subject, entries)
+            if whole in self.judged:
+                self.located[place] = findings
+        return outcome, findings
 
     def _judged_anew(self, request: Request, projection: dict[str, Any]) -> tuple[tuple[dict[str, Outcome], list[Entry]], bool]:
         """The verdicts of an object whose whole key is new, from the rule keys met before and the
