@@ -25,7 +25,7 @@ from typing import Any
 import regopy
 import yaml
 
-from compiler import ir, pipeline
+from compiler import ir
 
 from .adapters import AdapterError
 from .adapters.rego import MainBundle, entries
@@ -100,6 +100,8 @@ PLATFORMS = ("compose", "dockerfile")
 
 def run(program: ir.Program, platforms: list[str], cases_dir: Path = CASES_DIR) -> list[tuple[DockerCase, dict[str, str] | str]]:
     """Each case of the chosen platforms with what regopy gives (verdicts, or the error)."""
+    from compiler import pipeline  # here: an audit's worker process, which imports Conftest, compiles nothing
+
     files = pipeline.compile_backends(program, platforms)
     engines = {platform: Conftest(files, platform) for platform in platforms}
     results: list[tuple[DockerCase, dict[str, str] | str]] = []

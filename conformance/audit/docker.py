@@ -16,7 +16,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from compiler import ir, pipeline
+from compiler import ir
 
 from ..docker import Conftest, ConftestError
 from ..engines.dockerfile import DockerfileError, parse_lines
@@ -79,6 +79,8 @@ class DockerJudge:
 
     @cached_property
     def engines(self) -> dict[str, Conftest]:
+        from compiler import pipeline  # here: a worker that meets no Compose file or Dockerfile compiles nothing
+
         files = pipeline.compile_backends(self.program, list(PLATFORMS))
         return {platform: Conftest(files, platform) for platform in PLATFORMS}
 

@@ -46,7 +46,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
-from compiler import ir, pipeline
+from compiler import ir
 from compiler.passes import POD_TARGETS
 
 from ..adapters import Adapter, AdapterError, Request, admitted, all_adapters
@@ -229,6 +229,8 @@ def _unknown(keys: dict[str, str], cache: dict[tuple[str, str], Any], shared: Ca
 
 def artifacts_for(program: ir.Program, backends: list[str]) -> dict[str, dict[str, str]]:
     """Each compiler backend's artifacts that the adapters of `backends` and the explainer read, compiled once."""
+    from compiler import pipeline  # here: worker processes receive the artifacts and compile nothing
+
     adapters = all_adapters()
     compiled = sorted({adapters[b].compiled_backend() for b in backends} | {"rego"})
     return {name: pipeline.compile_backends(program, [name]) for name in compiled}
