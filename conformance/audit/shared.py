@@ -44,6 +44,8 @@ class SharedCache:
 
 
 class Exchange(Protocol):
+    """What a CacheClient asks: a SharedCache of its own process, or a RemoteCache of the auditing one."""
+
     def exchange(self, entries: dict[Hashable, Any], keys: Iterable[Hashable], seen: int, worker: Hashable
                  ) -> tuple[dict[Hashable, Any], int]: ...
 

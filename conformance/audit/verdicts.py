@@ -25,14 +25,14 @@ the same key are therefore judged alike by every engine that implements the sema
 engine that reads anything else is a backend bug the conformance suite is there to catch. Each
 distinct key is still evaluated by every chosen backend, so engine drift is found on real
 inputs (each distinct pod spec once, in the kind that first carried it; the conformance suite
-judges every kind). An evaluation in which some engine failed is not cached. What a check reads comes from
-the IR (`Check.reads`), so a new subject or reference says what it reads or fails loudly, never
-silently cached.
+judges every kind). An evaluation in which some engine failed is not cached. What a check reads
+comes from the IR (`Check.reads`), so a new subject or reference says what it reads or fails
+loudly, never silently cached.
 
 A key is the object's *projection* (that part of it, as an object of its own) written as a Python
-literal (`repr`: one text per value, so equal texts are equal projections; half the time of sorted
-JSON, and a key order that differs only costs an evaluation). Each
-object is projected once, on what every rule's key and finding key reads; that projection's key
+literal (`repr`: one text per value, so equal texts are equal projections; half the time of
+sorted JSON, and a key order that differs only costs an evaluation). Each object is projected
+once, on what every rule's key and finding key reads; that projection's key
 (one for every kind of one pod spec, like the rule keys) finds an earlier object judged alike on
 every rule, whose verdicts and violation entries are taken whole and located in the object.
 Otherwise the rule keys are taken of the projection, and the explainer reads the projection
