@@ -196,28 +196,37 @@ _STR, _SEQ, _MAP, _MERGE = (f"tag:yaml.org,2002:{t}" for t in ("str", "seq", "ma
 def construct_plain(loader: yaml.constructor.SafeConstructor, node: yaml.Node,
                     mapping: Callable[[yaml.MappingNode], dict[Any, Any]] = lambda node: {}) -> Any:
     """The document of a composed node graph, as the safe constructor builds it (`mapping` makes
-    each mapping's empty dict). Strings, lists and plain mappings are built here, without PyYAML's
-    per-node bookkeeping (most of the load time); every other node (numbers, booleans, nulls,
-    timestamps, merge keys, unhashable keys, other tags) is built by the loader itself. A node
-    reached twice (a YAML alias) is built twice: use it only on graphs without anchors."""
+    each mapping's empty dict). Strings, lists and plain mappings are built here, and booleans,
+    nulls, integers and floats by the safe constructor's own function for their tag, without
+    PyYAML's per-node bookkeeping (most of the load time); every other node (timestamps, merge
+    keys, unhashable keys, other tags) is built by the loader itself. A node reached twice (a YAML
+    alias) is built twice: use it only on graphs without anchors."""
+    tags = [f"tag:yaml.org,2002:{t}" for t in ("bool", "null", "int", "float")]
+    scalars = {tag: loader.yaml_constructors[tag] for tag in tags}  # each reads only its node
 
     def build(node: yaml.Node) -> Any:
         tag = node.tag
-        if tag == _STR and isinstance(node, yaml.ScalarNode):
-            return node.value
-        if tag == _SEQ and isinstance(node, yaml.SequenceNode):
+        if type(node) is yaml.ScalarNode:
+            if tag == _STR:
+                return node.value
+            scalar = scalars.get(tag)
+            return scalar(loader, node) if scalar is not None else loader.construct_object(node, deep=True)
+        if tag == _SEQ and type(node) is yaml.SequenceNode:
             return [build(item) for item in node.value]
-        if tag == _MAP and isinstance(node, yaml.MappingNode):
+        if tag == _MAP and type(node) is yaml.MappingNode:
             result = mapping(node)
             for key_node, value_node in node.value:
-                if key_node.tag == _MERGE:  # the loader merges
+                if key_node.tag == _STR and type(key_node) is yaml.ScalarNode:  # most keys: no call
+                    key = key_node.value
+                elif key_node.tag == _MERGE:  # the loader merges
                     return loader.construct_object(node, deep=True)
-                key = build(key_node)
-                if type(key) is not str:
-                    try:
-                        hash(key)
-                    except TypeError:  # an unhashable key: the loader raises its own error
-                        return loader.construct_object(node, deep=True)
+                else:
+                    key = build(key_node)
+                    if type(key) is not str:
+                        try:
+                            hash(key)
+                        except TypeError:  # an unhashable key: the loader raises its own error
+                            return loader.construct_object(node, deep=True)
                 result[key] = build(value_node)
             return result
         return loader.construct_object(node, deep=True)
