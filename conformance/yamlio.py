@@ -47,16 +47,15 @@ class _LineLoader(SafeLoader):
 
     offset = 0
 
-
-def _line_dict(loader: _LineLoader, node: yaml.MappingNode) -> LineDict:
-    """An empty LineDict for a mapping node, knowing the node's line in the file."""
-    mapping = LineDict()
-    mapping.line = loader.offset + node.start_mark.line + 1
-    return mapping
+    def line_dict(self, node: yaml.MappingNode) -> LineDict:
+        """An empty LineDict for a mapping node, knowing the node's line in the file."""
+        mapping = LineDict()
+        mapping.line = self.offset + node.start_mark.line + 1
+        return mapping
 
 
 def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> LineDict:
-    mapping = _line_dict(loader, node)
+    mapping = loader.line_dict(node)
     mapping.update(loader.construct_mapping(node, deep=True))
     return mapping
 
@@ -81,7 +80,7 @@ def documents(text: str) -> Iterator[Any | YamlProblem]:
         try:
             while loader.check_node():
                 if plain:
-                    document = construct_plain(loader, loader.get_node(), lambda node: _line_dict(loader, node))
+                    document = construct_plain(loader, loader.get_node(), loader.line_dict)
                 else:
                     document = loader.construct_document(_checked_node(loader, chunk, offset))
                 if document is not None:
