@@ -100,7 +100,8 @@ PLATFORMS = ("compose", "dockerfile")
 
 def run(program: ir.Program, platforms: list[str], cases_dir: Path = CASES_DIR) -> list[tuple[DockerCase, dict[str, str] | str]]:
     """Each case of the chosen platforms with what regopy gives (verdicts, or the error)."""
-    from compiler import pipeline  # here: an audit's worker process, which imports Conftest, compiles nothing
+    # Imported here: an audit's worker process, which imports Conftest, compiles nothing.
+    from compiler import pipeline
 
     files = pipeline.compile_backends(program, platforms)
     engines = {platform: Conftest(files, platform) for platform in platforms}

@@ -79,7 +79,8 @@ class DockerJudge:
 
     @cached_property
     def engines(self) -> dict[str, Conftest]:
-        from compiler import pipeline  # here: a worker that meets no Compose file or Dockerfile compiles nothing
+        # Imported here: a worker that meets no Compose file or Dockerfile compiles nothing.
+        from compiler import pipeline
 
         files = pipeline.compile_backends(self.program, list(PLATFORMS))
         return {platform: Conftest(files, platform) for platform in PLATFORMS}

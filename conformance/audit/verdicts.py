@@ -229,7 +229,8 @@ def _unknown(keys: dict[str, str], cache: dict[tuple[str, str], Any], shared: Ca
 
 def artifacts_for(program: ir.Program, backends: list[str]) -> dict[str, dict[str, str]]:
     """Each compiler backend's artifacts that the adapters of `backends` and the explainer read, compiled once."""
-    from compiler import pipeline  # here: worker processes receive the artifacts and compile nothing
+    # Imported here: worker processes receive the artifacts and compile nothing.
+    from compiler import pipeline
 
     adapters = all_adapters()
     compiled = sorted({adapters[b].compiled_backend() for b in backends} | {"rego"})
