@@ -191,6 +191,9 @@ class SafeLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore
         return tag
 
 _STR, _SEQ, _MAP, _MERGE = (f"tag:yaml.org,2002:{t}" for t in ("str", "seq", "map", "merge"))
+# The safe constructor's own functions for the plain scalar tags (each reads only its node).
+_SCALARS = {tag: yaml.constructor.SafeConstructor.yaml_constructors[tag]
+            for tag in (f"tag:yaml.org,2002:{t}" for t in ("bool", "null", "int", "float"))}
 
 
 def construct_plain(loader: yaml.constructor.SafeConstructor, node: yaml.Node,
@@ -201,15 +204,12 @@ def construct_plain(loader: yaml.constructor.SafeConstructor, node: yaml.Node,
     PyYAML's per-node bookkeeping (most of the load time); every other node (timestamps, merge
     keys, unhashable keys, other tags) is built by the loader itself. A node reached twice (a YAML
     alias) is built twice: use it only on graphs without anchors."""
-    tags = [f"tag:yaml.org,2002:{t}" for t in ("bool", "null", "int", "float")]
-    scalars = {tag: loader.yaml_constructors[tag] for tag in tags}  # each reads only its node
-
     def build(node: yaml.Node) -> Any:
         tag = node.tag
         if type(node) is yaml.ScalarNode:
             if tag == _STR:
                 return node.value
-            scalar = scalars.get(tag)
+            scalar = _SCALARS.get(tag)
             return scalar(loader, node) if scalar is not None else loader.construct_object(node, deep=True)
         if tag == _SEQ and type(node) is yaml.SequenceNode:
             return [build(item) for item in node.value]

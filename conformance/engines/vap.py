@@ -348,6 +348,12 @@ def _reads_authorizer(expression: str) -> bool:
     return _AUTHORIZER.search(expression) is not None
 
 
+@functools.cache
+def _reads_namespace_object(expression: str) -> bool:
+    """Whether an expression names `namespaceObject`; asked once per expression."""
+    return _NAMESPACE_OBJECT.search(expression) is not None
+
+
 class _Run:
     """One evaluation of a policy's expressions against one bound param."""
 
@@ -519,7 +525,7 @@ def _match_run(run: _Run, evaluator: CelEvaluator, data: dict[str, Any], spec: M
     they can read names it."""
     variables = spec.get("variables") or []
     texts = [c["expression"] for c in spec.get("matchConditions") or []] + [v["expression"] for v in variables]
-    if data.get("namespaceObject") is None or not any(_NAMESPACE_OBJECT.search(t) for t in texts):
+    if data.get("namespaceObject") is None or not any(map(_reads_namespace_object, texts)):
         return run
     return _Run(evaluator, {**data, "namespaceObject": to_cel(None)}, variables)
 
